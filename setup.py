@@ -1,0 +1,63 @@
+"""Packaging for soong. Runtime dependencies are deliberately few; see README."""
+
+from setuptools import find_packages, setup
+
+COMMANDS = [
+    "plugins = soong.commands.plugins:ListPlugins",
+    "secrets_set = soong.commands.secrets:SetSecret",
+    "secrets_show = soong.commands.secrets:ShowSecret",
+    "secrets_delete = soong.commands.secrets:DeleteSecret",
+    "secrets_list = soong.commands.secrets:ListSecrets",
+    "config_show = soong.commands.config:ShowConfig",
+    "config_path = soong.commands.config:ConfigPath",
+    "config_set = soong.commands.config:SetConfig",
+    "config_unset = soong.commands.config:UnsetConfig",
+    "config_migrate = soong.commands.config:MigrateConfig",
+    "models_list = soong.commands.models:ListModels",
+]
+
+BUILTIN_PLUGINS = [
+    "sglang = soong.plugins.sglang",
+]
+
+DAEMON = ["falcon>=4,<5", "gunicorn>=23", "pyyaml>=6", "requests>=2.31"]
+
+setup(
+    name="soong",
+    version="0.1.0",
+    description="Launch, watch and stop LLM-serving GPU instances on Lambda Cloud without paying for forgotten ones.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["soong", "soong.*", "soong_daemon", "soong_daemon.*"]),
+    include_package_data=True,
+    install_requires=[
+        "pluggy>=1.3",
+        "cliff>=4.4",
+        "requests>=2.31",
+        "tenacity>=8.2",
+        "keyring>=24",
+        "plumbum>=1.8",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "daemon": DAEMON,
+        "test": DAEMON + [
+            "pytest>=7",
+            "hypothesis>=6.80",
+            "jsonschema>=4.18",
+            "ruff>=0.4",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["soong = soong.core.app:main"],
+        "soong.cli": COMMANDS,
+        "soong": BUILTIN_PLUGINS,
+    },
+    classifiers=[
+        "Environment :: Console",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Distributed Computing",
+    ],
+)

@@ -1,0 +1,242 @@
+"""Loading, validating, layering and saving soong's YAML configuration.
+
+Precedence, highest first: command-line flags > environment (``SOONG_*``) >
+profile overrides > the config file > defaults. Only the file layer is ever
+written back, so flags and environment never rewrite the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from soong.core.atomic import write_private
+from soong.core.config_schema import KEYS, KEYS_BY_PATH, SECTIONS, Key
+from soong.core.errors import ConfigError
+from soong.core.paths import Paths
+
+#: Profiles that exist without being written in the file (more can be defined under ``profiles``).
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {}
+
+
+def _flatten(data: Mapping[str, Any], warnings: list[str], where: str) -> dict[str, Any]:
+    """Turn nested file data into ``{dotted.key: value}``; unknown keys become warnings."""
+    flat: dict[str, Any] = {}
+    for top, value in data.items():
+        if not isinstance(top, str):
+            raise ConfigError(f"{where}: key {top!r} must be text")
+        if top in KEYS_BY_PATH:
+            flat[top] = value
+        elif top in SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: section '{top}' must be a mapping, not {type(value).__name__}")
+            for sub, subvalue in value.items():
+                dotted = f"{top}.{sub}"
+                if dotted in KEYS_BY_PATH:
+                    flat[dotted] = subvalue
+                else:
+                    warnings.append(_unknown(dotted, where))
+        else:
+            warnings.append(_unknown(str(top), where))
+    return flat
+
+
+def _unknown(dotted: str, where: str) -> str:
+    near = difflib.get_close_matches(dotted, list(KEYS_BY_PATH) + SECTIONS, n=1, cutoff=0.6)
+    hint = f"; did you mean '{near[0]}'?" if near else ""
+    return f"{where}: unknown key '{dotted}' ignored{hint}"
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted in sorted(flat):
+        if "." in dotted:
+            section, sub = dotted.split(".", 1)
+            nested.setdefault(section, {})[sub] = flat[dotted]
+        else:
+            nested[dotted] = flat[dotted]
+    return nested
+
+
+def validate_file_data(data: Any, where: str = "config") -> tuple[dict[str, Any], list[str]]:
+    """Validate parsed YAML; return ``(flat values, warnings)`` or raise ConfigError."""
+    warnings: list[str] = []
+    if data is None:
+        return {}, warnings
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of sections, not {type(data).__name__}")
+    flat = _flatten(data, warnings, where)
+    return {path: KEYS_BY_PATH[path].coerce(value) for path, value in flat.items()}, warnings
+
+
+class Config:
+    """One resolved configuration: layered values plus the file layer that can be saved.
+
+    :param file_values: validated ``{dotted.key: value}`` from the file.
+    :param env: the environment to read ``SOONG_*`` overrides from.
+    :param flags: ``{dotted.key: value}`` from the command line (highest precedence).
+    :param profile: a profile name whose overrides apply above the file.
+    """
+
+    def __init__(
+        self,
+        file_values: Mapping[str, Any] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        flags: Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        path: Path | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.file_values = dict(file_values or {})
+        self.path = path
+        self.profile = profile
+        self.warnings = list(warnings or [])
+        self._env = dict(os.environ if env is None else env)
+        self._flags = {path_: KEYS_BY_PATH[path_].coerce(value) for path_, value in (flags or {}).items() if value is not None}
+        self._profile_values = self._resolve_profile(profile)
+        self._env_values = self._read_env()
+
+    def _resolve_profile(self, profile: str | None) -> dict[str, Any]:
+        if not profile or profile == "default":
+            return {}
+        defined = dict(BUILTIN_PROFILES.get(profile, {}))
+        defined.update(self.file_values.get("profiles", {}).get(profile) or {})
+        if profile not in BUILTIN_PROFILES and profile not in self.file_values.get("profiles", {}):
+            names = sorted(set(BUILTIN_PROFILES) | set(self.file_values.get("profiles", {})))
+            raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(names) or 'none'})")
+        flat, warnings = validate_file_data(defined, where=f"profile '{profile}'")
+        self.warnings.extend(warnings)
+        return flat
+
+    def _read_env(self) -> dict[str, Any]:
+        values = {}
+        for key in KEYS:
+            var = key.env_var
+            if var and var in self._env and self._env[var] != "":
+                try:
+                    values[key.path] = key.coerce(self._env[var], from_text=True)
+                except ConfigError as exc:
+                    raise ConfigError(f"{exc} (from ${var})") from None
+        return values
+
+    def get(self, path: str) -> Any:
+        """The effective value of a dotted key."""
+        key = KEYS_BY_PATH[path]
+        for layer in (self._flags, self._env_values, self._profile_values, self.file_values):
+            if path in layer:
+                return copy.deepcopy(layer[path])
+        return copy.deepcopy(key.default)
+
+    __getitem__ = get
+
+    def source(self, path: str) -> str:
+        """Where the effective value of ``path`` comes from: flag, env, profile, file or default."""
+        for name, layer in (("flag", self._flags), ("env", self._env_values), ("profile", self._profile_values), ("file", self.file_values)):
+            if path in layer:
+                return name
+        return "default"
+
+    def items(self) -> Iterator[tuple[Key, Any, str]]:
+        """Every key with its effective value and source."""
+        for key in KEYS:
+            yield key, self.get(key.path), self.source(key.path)
+
+    def with_flags(self, **flags: Any) -> "Config":
+        """A copy with more command-line values (``{"defaults.model": ...}`` spelled ``defaults__model``)."""
+        merged = dict(self._flags)
+        merged.update({name.replace("__", "."): value for name, value in flags.items() if value is not None})
+        return Config(self.file_values, env=self._env, flags=merged, profile=self.profile, path=self.path, warnings=self.warnings)
+
+    def updated_file_values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The file layer with ``changes`` applied and validated (None removes a key)."""
+        values = dict(self.file_values)
+        for path, value in changes.items():
+            if path not in KEYS_BY_PATH:
+                raise ConfigError(f"unknown config key '{path}'")
+            if value is None:
+                values.pop(path, None)
+            else:
+                values[path] = KEYS_BY_PATH[path].coerce(value)
+        return values
+
+    def to_file_document(self) -> dict[str, Any]:
+        """The nested mapping that :func:`save_config` writes."""
+        return _nest(self.file_values)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML safely; any syntax problem becomes a one-line ConfigError."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}{at}") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Read and validate one config file; a missing file is an empty config."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return validate_file_data(parse_yaml(text, str(path)), where=str(path))
+
+
+def load_config(
+    paths: Paths | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    profile: str | None = None,
+) -> Config:
+    """Load the configuration of ``profile`` (default: ``$SOONG_PROFILE`` or none).
+
+    If soong's own file is missing but the legacy ``gpu-dashboard`` file exists,
+    it is read (not moved) and a warning says how to migrate it.
+    """
+    env = os.environ if env is None else env
+    profile = profile or env.get("SOONG_PROFILE") or None
+    paths = paths or Paths.from_env(env, profile)
+    path = paths.config_file
+    warnings: list[str] = []
+    if not path.exists() and paths.legacy_config_file is not None and paths.legacy_config_file.exists():
+        values, warnings = read_config_file(paths.legacy_config_file)
+        warnings.append(f"read the legacy config {paths.legacy_config_file}; run 'soong config migrate' to move it to {path}")
+        return Config(values, env=env, flags=flags, profile=profile, path=path, warnings=warnings)
+    values, warnings = read_config_file(path)
+    return Config(values, env=env, flags=flags, profile=profile, path=path, warnings=warnings)
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """The YAML text soong writes for a config document."""
+    import yaml
+
+    return "# soong configuration; see docs/configuration.md\n" + yaml.safe_dump(
+        dict(document), sort_keys=True, default_flow_style=False, allow_unicode=True
+    )
+
+
+def save_config(file_values: Mapping[str, Any], path: Path) -> None:
+    """Validate and atomically write the file layer (0600 file in a 0700 folder).
+
+    An existing file that does not parse or validate is never overwritten: fix or
+    move it first.
+    """
+    if path.exists():
+        read_config_file(path)  # raises on a malformed or invalid file: never overwrite it
+    checked = {key: KEYS_BY_PATH[key].coerce(value) for key, value in file_values.items()}
+    write_private(path, dump_yaml(_nest(checked)))

@@ -1,0 +1,174 @@
+"""The configuration schema: every key, its type, default, range and environment variable.
+
+``docs/configuration.md`` is generated from this table and a test keeps it current.
+Keys are dotted (``lambda.api_url``); the environment variable of a key is
+``SOONG_`` + the key upper-cased with dots as underscores (``SOONG_LAMBDA_API_URL``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Callable
+
+from soong.core.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One configuration key."""
+
+    path: str
+    kind: str  # str | int | float | bool | list | map
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+    check: Callable[[Any], str | None] | None = None
+    env: bool = True
+
+    @property
+    def env_var(self) -> str | None:
+        """The environment variable that overrides the key, if any."""
+        if not self.env:
+            return None
+        return "SOONG_" + self.path.upper().replace(".", "_")
+
+    def coerce(self, value: Any, *, from_text: bool = False) -> Any:
+        """Validate ``value`` (parsing it from text if ``from_text``); raise ConfigError naming the key."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ConfigError(f"config key '{self.path}' must not be empty")
+        if from_text and isinstance(value, str):
+            value = _parse_text(self, value)
+        value = _check_type(self, value)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"config key '{self.path}' must be one of {', '.join(self.choices)}, not {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"config key '{self.path}' must be at least {self.minimum:g}, not {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"config key '{self.path}' must be at most {self.maximum:g}, not {value!r}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"config key '{self.path}': {problem}")
+        return value
+
+
+def _parse_text(key: Key, text: str) -> Any:
+    if key.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"config key '{key.path}' must be true or false, not {text!r}")
+    if key.kind == "int":
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ConfigError(f"config key '{key.path}' must be a whole number, not {text!r}") from None
+    if key.kind == "float":
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise ConfigError(f"config key '{key.path}' must be a number, not {text!r}") from None
+    return text
+
+
+def _check_type(key: Key, value: Any) -> Any:
+    kind = key.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key.path}' must be true or false, not {value!r}")
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key.path}' must be a whole number, not {value!r}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key.path}' must be a number, not {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key.path}' must be a finite number, not {value!r}")
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key.path}' must be text, not {value!r}")
+    elif kind == "list":
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key.path}' must be a list, not {type(value).__name__}")
+    elif kind == "map":
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key.path}' must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _name(value: str) -> str | None:
+    if not _NAME.match(value):
+        return f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 64)"
+    return None
+
+
+def _url(value: str) -> str | None:
+    if not re.match(r"^https?://[^\s/]+", value):
+        return f"{value!r} is not an http(s) URL"
+    return None
+
+
+def _custom_models(value: list) -> str | None:
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            return f"entry {index} must be a mapping with at least 'id' and 'hf_path'"
+        if not isinstance(entry.get("id"), str) or not entry.get("id"):
+            return f"entry {index} has no 'id'"
+    return None
+
+
+def _profiles(value: dict) -> str | None:
+    for name, overrides in value.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            return f"profile name {name!r} is not valid"
+        if not isinstance(overrides, dict):
+            return f"profile '{name}' must be a mapping of overrides"
+    return None
+
+
+PORT = dict(minimum=1, maximum=65535)
+
+KEYS: tuple[Key, ...] = (
+    Key("lambda.api_url", "str", "https://cloud.lambda.ai/api/v1", "Base URL of the Lambda Cloud API.", check=_url),
+    Key("lambda.default_region", "str", None, "Region to launch in (e.g. us-east-1).", nullable=True, check=_name),
+    Key("lambda.filesystem_name", "str", None, "Persistent file system to attach (regional).", nullable=True, check=_name),
+    Key("lambda.ssh_key_name", "str", None, "Name of the account SSH key to launch with.", nullable=True),
+    Key("lambda.timeout_seconds", "float", 30.0, "Read timeout of one API request.", minimum=1, maximum=600),
+    Key("defaults.model", "str", "llama-3.1-8b", "Model served when start gets no --model."),
+    Key("defaults.gpu", "str", None, "Instance type used when start gets no --gpu (None: recommended).", nullable=True),
+    Key("defaults.lease_hours", "float", 4.0, "Lease of a new instance, in hours.", minimum=0.25, maximum=8),
+    Key("defaults.idle_timeout_minutes", "int", 30, "Idle minutes before the daemon terminates.", minimum=5, maximum=480),
+    Key("defaults.hard_limit_hours", "float", 8.0, "Hours from launch after which the instance always ends.", minimum=0.5, maximum=8),
+    Key("status_daemon.port", "int", 8080, "Port of the status daemon on the instance.", **PORT),
+    Key("ssh.key_path", "str", "~/.ssh/id_ed25519", "Private key used to reach instances."),
+    Key("ssh.user", "str", "ubuntu", "Login user on the instance."),
+    Key("ssh.port", "int", 22, "SSH port on the instance.", **PORT),
+    Key("tunnel.backend", "str", "plumbum-ssh", "Tunnel backend (plumbum-ssh, direct or a plugin's)."),
+    Key("tunnel.sglang_port", "int", 8000, "Local port for SGLang's OpenAI-compatible API.", **PORT),
+    Key("tunnel.n8n_port", "int", 5678, "Local port for n8n.", **PORT),
+    Key("tunnel.status_port", "int", 8080, "Local port for the status daemon.", **PORT),
+    Key("services.sglang", "bool", True, "Run SGLang on the instance."),
+    Key("services.n8n", "bool", True, "Run n8n on the instance."),
+    Key("secrets.backend", "str", "keyring", "Where secrets live: keyring, or file (0600 plaintext, opt-in).", choices=("keyring", "file")),
+    Key("budget.monthly_usd", "float", None, "Monthly spend cap checked by start.", nullable=True, minimum=0),
+    Key("budget.max_hourly_usd", "float", None, "Highest hourly price start accepts.", nullable=True, minimum=0),
+    Key("watchdog.unreachable_minutes", "int", 15, "Minutes a daemon may be unreachable past its lease before the watchdog terminates.", minimum=1, maximum=1440),
+    Key("watchdog.interval_minutes", "int", 5, "How often the installed watchdog runs.", minimum=1, maximum=60),
+    Key("custom_models", "list", [], "Extra model catalog entries (see docs/models.md).", check=_custom_models, env=False),
+    Key("profiles", "map", {}, "Named sets of overrides selected by --profile / SOONG_PROFILE.", check=_profiles, env=False),
+)
+
+KEYS_BY_PATH = {key.path: key for key in KEYS}
+SECTIONS = sorted({key.path.split(".")[0] for key in KEYS if "." in key.path})

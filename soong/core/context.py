@@ -1,0 +1,100 @@
+"""The runtime context handed to commands and plugin objects.
+
+It holds the resolved config, the profile's paths, the secret store, the plugin
+host and the clock, each built on first use so that a command pays only for what
+it touches.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+from typing import Any, Callable, Mapping
+
+from soong.core.config import Config, load_config
+from soong.core.errors import NotFoundError
+from soong.core.paths import Paths
+
+
+def utcnow() -> _dt.datetime:
+    """The current time, timezone-aware in UTC (the default clock)."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class Context:
+    """Everything a command or plugin needs at run time.
+
+    :param profile: profile name (None: ``$SOONG_PROFILE`` or the default profile).
+    :param env: the environment to read (tests pass their own).
+    :param clock: returns an aware ``datetime``; tests inject a fake one.
+    :param plugin_host: an existing host (tests pass one with their own plugins).
+    """
+
+    def __init__(self, *, profile: str | None = None, env: Mapping[str, str] | None = None,
+                 clock: Callable[[], _dt.datetime] = utcnow, plugin_host: Any = None,
+                 config: Config | None = None) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.profile = profile or self.env.get("SOONG_PROFILE") or None
+        self.clock = clock
+        self._plugin_host = plugin_host
+        self._config = config
+        self._instances: dict[tuple[str, str], Any] = {}
+
+    @functools.cached_property
+    def paths(self) -> Paths:
+        """The profile's directories."""
+        return Paths.from_env(self.env, self.profile)
+
+    @property
+    def config(self) -> Config:
+        """The resolved configuration (loaded on first use)."""
+        if self._config is None:
+            self._config = load_config(self.paths, env=self.env, profile=self.profile)
+        return self._config
+
+    def set_flags(self, **flags: Any) -> None:
+        """Apply command-line values on top of the configuration (never written back)."""
+        self._config = self.config.with_flags(**flags)
+
+    @functools.cached_property
+    def secrets(self) -> Any:
+        """The :class:`~soong.core.secrets.SecretStore` of this profile."""
+        from soong.core.secrets import SecretStore
+
+        service = "soong" if not self.profile or self.profile == "default" else f"soong-{self.profile}"
+        return SecretStore(service=service, backend=self.config.get("secrets.backend"),
+                           file_path=self.paths.config_dir / "secrets.yaml", env=self.env)
+
+    @property
+    def plugins(self) -> Any:
+        """The :class:`~soong.core.plugins.PluginHost` (plugins load on first use)."""
+        if self._plugin_host is None:
+            from soong.core.plugins import PluginHost
+
+            self._plugin_host = PluginHost(env=self.env)
+        return self._plugin_host
+
+    def _build(self, kind: str, name: str) -> Any:
+        key = (kind, name)
+        if key not in self._instances:
+            registry = self.plugins.registry(kind)
+            if name not in registry:
+                known = ", ".join(sorted(registry)) or "none"
+                raise NotFoundError(f"no {kind.replace('_', ' ')[:-1]} named '{name}' (known: {known})")
+            self._instances[key] = registry[name](self)
+        return self._instances[key]
+
+    def provider(self, name: str = "lambda") -> Any:
+        """The provider object ``name``, built once per context."""
+        return self._build("providers", name)
+
+    def tunnel_backend(self, name: str | None = None) -> Any:
+        """The configured (or named) tunnel backend, built once per context."""
+        return self._build("tunnel_backends", name or self.config.get("tunnel.backend"))
+
+    def models(self) -> dict[str, Any]:
+        """The model catalog: registered models plus the config's ``custom_models``."""
+        from soong.core.catalog import merged_catalog
+
+        return merged_catalog(self.plugins.models(), self.config.get("custom_models"))

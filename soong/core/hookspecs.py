@@ -1,0 +1,83 @@
+"""Hook specifications: the public contract between soong and its plugins.
+
+Every hook is prefixed ``soong_``. Registration hooks receive a ``register``
+callable; each call is checked by the host (the object must have the interface
+of its kind and a unique name, see :mod:`soong.core.plugins`). A plugin may
+override a built-in of the same name only on purpose, with
+``register(obj, override=True)``.
+
+Every hook here is documented, with a runnable example, in ``docs/plugins.md``;
+a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("soong")
+
+#: The ``register`` callable passed to registration hooks: ``register(obj, *, override=False)``.
+Register = Callable[..., None]
+
+
+@hookspec
+def soong_register_providers(register: Register) -> None:
+    """Register cloud providers.
+
+    :param register: call ``register(ProviderClass)`` once per provider. The class
+        must subclass :class:`soong.core.interfaces.Provider`, implement all its
+        abstract methods and set a unique ``name``. The host instantiates it with a
+        :class:`soong.core.context.Context` when a command needs it.
+
+    The return value is ignored. Called once, when a command first needs the
+    plugin registry (never for ``soong --help``). The built-in ``lambda`` provider
+    is registered through this hook.
+    """
+
+
+@hookspec
+def soong_register_models(register: Register) -> None:
+    """Register model catalog entries.
+
+    :param register: call ``register(spec)`` once per model, where ``spec`` is a
+        :class:`soong.core.types.ModelSpec` with a unique ``id``.
+
+    The return value is ignored. Called once per process when the catalog is first
+    needed. The built-in SGLang plugin registers the default catalog; models from
+    the config file's ``custom_models`` are added by the host after all plugins.
+    """
+
+
+@hookspec
+def soong_register_tunnel_backends(register: Register) -> None:
+    """Register ways to reach an instance's ports.
+
+    :param register: call ``register(BackendClass)`` once per backend; the class
+        subclasses :class:`soong.core.interfaces.TunnelBackend` with a unique
+        ``name`` (config key ``tunnel.backend`` selects one).
+
+    The return value is ignored. Called once per process when a command first needs
+    a tunnel. The built-ins are ``plumbum-ssh`` and ``direct``.
+    """
+
+
+@hookspec
+def soong_register_cost_sinks(register: Register) -> None:
+    """Register receivers of cost events.
+
+    :param register: call ``register(SinkClass)`` once per sink; the class
+        subclasses :class:`soong.core.interfaces.CostSink` with a unique ``name``.
+
+    The return value is ignored. Called once per process when the first cost event
+    is emitted. Every registered sink receives every event; a sink that raises has
+    the event queued for retry without affecting the others.
+    """
+
+
+def all_hook_names() -> list[str]:
+    """Names of every hook spec defined here (used by docs and tests)."""
+    return sorted(name for name, value in globals().items() if name.startswith("soong_") and callable(value))
+
+

@@ -1,0 +1,131 @@
+"""The interfaces a plugin implements: providers, tunnel backends and cost sinks.
+
+Plugins register *classes* for these three kinds (the host builds them with a
+:class:`~soong.core.context.Context` when a command needs one) and
+:class:`~soong.core.types.ModelSpec` *instances* for models. The host checks each
+registration against these abstract base classes; see ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from soong.core.context import Context
+    from soong.core.types import (
+        CostEvent,
+        FileSystem,
+        Forward,
+        Instance,
+        InstanceType,
+        LaunchRequest,
+        SshKey,
+        TunnelRecord,
+        TunnelTarget,
+    )
+
+
+class Provider(abc.ABC):
+    """A cloud that can launch, list and terminate GPU instances.
+
+    Money is spent through this interface, so implementations must follow its
+    rules: :meth:`launch` is never retried blindly (an ambiguous failure is resolved
+    by looking the instance up by its unique name); :meth:`terminate` raises on any
+    failure and never reports success it has not seen.
+    """
+
+    #: Unique provider name, e.g. ``lambda``.
+    name: str = ""
+
+    def __init__(self, context: "Context") -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    def list_instance_types(self) -> list["InstanceType"]:
+        """Every instance type with its price and the regions with capacity now."""
+
+    @abc.abstractmethod
+    def list_instances(self) -> list["Instance"]:
+        """Every instance the account has that is not yet gone."""
+
+    @abc.abstractmethod
+    def get_instance(self, instance_id: str) -> "Instance":
+        """One instance; raises :class:`~soong.core.errors.ApiNotFoundError` when unknown."""
+
+    @abc.abstractmethod
+    def launch(self, request: "LaunchRequest") -> "Instance":
+        """Launch exactly one instance and return it (status usually ``booting``).
+
+        Raises :class:`~soong.core.errors.CapacityError` when there is no capacity,
+        and :class:`~soong.core.errors.AmbiguousLaunchError` when it cannot tell
+        whether the instance exists.
+        """
+
+    @abc.abstractmethod
+    def terminate(self, instance_ids: Sequence[str]) -> list["Instance"]:
+        """Ask for termination; return the instances as the provider reports them after.
+
+        Raises on any failure; never returns normally unless the provider accepted it.
+        """
+
+    @abc.abstractmethod
+    def list_ssh_keys(self) -> list["SshKey"]:
+        """The account's SSH public keys."""
+
+    @abc.abstractmethod
+    def list_file_systems(self) -> list["FileSystem"]:
+        """The account's persistent file systems."""
+
+
+class TunnelBackend(abc.ABC):
+    """A way to reach an instance's ports (SGLang, n8n, the status daemon) from this machine."""
+
+    #: Unique backend name, e.g. ``plumbum-ssh``.
+    name: str = ""
+
+    def __init__(self, context: "Context") -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def open(self, target: "TunnelTarget", forwards: Sequence["Forward"]) -> Iterator[list["Forward"]]:
+        """Open forwards for the duration of a ``with`` block; yield them with real local ports."""
+
+    @abc.abstractmethod
+    def start(self, target: "TunnelTarget", forwards: Sequence["Forward"]) -> "TunnelRecord":
+        """Open a persistent tunnel that outlives the command; return its record."""
+
+    @abc.abstractmethod
+    def list(self) -> list["TunnelRecord"]:
+        """Every persistent tunnel this backend knows, with whether it is alive."""
+
+    @abc.abstractmethod
+    def close(self, instance_id: str) -> bool:
+        """Close the persistent tunnel of an instance; False if there was none."""
+
+    @abc.abstractmethod
+    def check(self, instance_id: str) -> bool:
+        """Whether the persistent tunnel of an instance is up and its ports answer."""
+
+
+class CostSink(abc.ABC):
+    """A receiver of cost events (launched, extended, activity, terminated, accrued).
+
+    :meth:`emit` may raise; the host queues the event for a later retry and goes on
+    with the other sinks, so a sink should raise rather than swallow a failure.
+    """
+
+    #: Unique sink name, e.g. ``ledger``.
+    name: str = ""
+
+    def __init__(self, context: "Context") -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    def emit(self, event: "CostEvent") -> None:
+        """Record or deliver one event."""
+
+    def close(self) -> None:
+        """Release resources (connections, files). Optional."""

@@ -1,0 +1,32 @@
+"""Sanity checks of a model catalog entry, shared by plugins and ``custom_models``."""
+
+from __future__ import annotations
+
+import re
+
+from soong.core.types import ModelSpec
+
+PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "awq", "gptq", "mxfp4", "nvfp4")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_HF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def problems(spec: ModelSpec) -> list[str]:
+    """Every problem with ``spec``, as short phrases naming the field; empty when valid."""
+    found = []
+    if not isinstance(spec.id, str) or not _ID.match(spec.id):
+        found.append(f"id {spec.id!r} must be lower-case letters, digits, '.', '_' or '-'")
+    if not isinstance(spec.hf_path, str) or not _HF.match(spec.hf_path):
+        found.append(f"hf_path {spec.hf_path!r} must look like 'org/name'")
+    if spec.precision not in PRECISIONS:
+        found.append(f"precision {spec.precision!r} must be one of {', '.join(PRECISIONS)}")
+    for field in ("params_billion", "layers", "attention_heads", "kv_heads", "head_dim", "max_context", "default_context"):
+        value = getattr(spec, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            found.append(f"{field} must be a positive number, not {value!r}")
+    if not found:
+        if spec.attention_heads % spec.kv_heads:
+            found.append("attention_heads must be a multiple of kv_heads")
+        if spec.default_context > spec.max_context:
+            found.append("default_context must not exceed max_context")
+    return found

@@ -1,0 +1,300 @@
+"""The plugin host: discovers plugins, collects and checks what they register.
+
+Plugins are modules (or objects) with ``@hookimpl`` functions, found through the
+entry-point group ``soong``. Built-ins ship as entry points of the ``soong``
+distribution itself and are loaded first, so a third-party plugin can override a
+built-in on purpose (``register(obj, override=True)``) and ``soong plugins`` shows
+it. A plugin that fails to import or register is recorded as failed and skipped;
+the CLI keeps working.
+
+Environment: ``SOONG_DISABLE_PLUGINS=a,b`` blocks plugins by name;
+``SOONG_LOAD_PLUGINS=a,b`` loads only those (empty: none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import sys
+from typing import Any, Callable, Iterable, Mapping
+
+import pluggy
+
+from soong.core import hookspecs
+from soong.core.errors import PluginError
+
+DIST_NAME = "soong"
+ENTRY_POINT_GROUP = "soong"
+
+#: Load order of the built-in plugins (all are entry points of the soong distribution).
+BUILTIN_ORDER = ("lambda", "sglang", "plumbum-ssh", "direct", "ledger", "jsonl")
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclasses.dataclass
+class PluginInfo:
+    """What ``soong plugins`` shows about one plugin."""
+
+    name: str
+    version: str = ""
+    distribution: str = ""
+    builtin: bool = False
+    status: str = "loaded"  # loaded | overriding | failed | disabled
+    detail: str = ""
+    hooks: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of registrable object: its hook, how it is named and how it is checked."""
+
+    hook: str
+    label: str
+    key: Callable[[Any], Any]
+    check: Callable[[Any], str | None]
+
+
+def _class_check(base_path: str) -> Callable[[Any], str | None]:
+    def check(obj: Any) -> str | None:
+        from importlib import import_module
+
+        module, _, attr = base_path.rpartition(".")
+        base = getattr(import_module(module), attr)
+        if not inspect.isclass(obj) or not issubclass(obj, base):
+            return f"{obj!r} is not a subclass of {base.__module__}.{base.__name__}"
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(obj.__abstractmethods__))
+            return f"{obj.__name__} does not implement {missing}"
+        if not isinstance(obj.name, str) or not _NAME.match(obj.name):
+            return f"{obj.__name__}.name {obj.name!r} is not a valid name"
+        return None
+
+    return check
+
+
+def _model_check(obj: Any) -> str | None:
+    from soong.core.types import ModelSpec
+
+    if not isinstance(obj, ModelSpec):
+        return f"{obj!r} is not a soong.core.types.ModelSpec"
+    from soong.core.model_checks import problems
+
+    found = problems(obj)
+    return "; ".join(found) if found else None
+
+
+KINDS: dict[str, Kind] = {
+    "providers": Kind("soong_register_providers", "provider", lambda o: o.name, _class_check("soong.core.interfaces.Provider")),
+    "models": Kind("soong_register_models", "model", lambda o: o.id, _model_check),
+    "tunnel_backends": Kind(
+        "soong_register_tunnel_backends", "tunnel backend", lambda o: o.name, _class_check("soong.core.interfaces.TunnelBackend")
+    ),
+    "cost_sinks": Kind("soong_register_cost_sinks", "cost sink", lambda o: o.name, _class_check("soong.core.interfaces.CostSink")),
+}
+
+
+def _env_list(env: Mapping[str, str], var: str) -> set[str] | None:
+    if var not in env:
+        return None
+    return {part.strip() for part in env[var].split(",") if part.strip()}
+
+
+def _warn(message: str) -> None:
+    print(f"soong: warning: {message}", file=sys.stderr)
+
+
+class PluginHost:
+    """Loads plugins into a pluggy manager and keeps the registries they fill.
+
+    :param env: environment for ``SOONG_DISABLE_PLUGINS`` / ``SOONG_LOAD_PLUGINS``.
+    :param discover: load plugins from entry points (tests pass False and add their own).
+    :param warn: where one-line warnings go (stderr by default).
+    """
+
+    def __init__(self, *, env: Mapping[str, str] | None = None, discover: bool = True,
+                 warn: Callable[[str], None] = _warn) -> None:
+        self.env = os.environ if env is None else env
+        self.warn = warn
+        self.pm = pluggy.PluginManager("soong")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._registries: dict[str, dict[str, Any]] = {}
+        self._owners: dict[str, dict[str, str]] = {}
+        if discover:
+            self.load_entry_points()
+
+    # -- loading ------------------------------------------------------------------------
+    def _allowed(self, name: str) -> str | None:
+        only = _env_list(self.env, "SOONG_LOAD_PLUGINS")
+        if only is not None and name not in only:
+            return "not in SOONG_LOAD_PLUGINS"
+        if name in (_env_list(self.env, "SOONG_DISABLE_PLUGINS") or set()):
+            return "disabled by SOONG_DISABLE_PLUGINS"
+        return None
+
+    def load_entry_points(self) -> None:
+        """Load built-ins first, then every other ``soong`` entry point, by name."""
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group=ENTRY_POINT_GROUP))
+        builtin = [ep for ep in found if ep.dist is not None and ep.dist.name == DIST_NAME]
+        others = sorted((ep for ep in found if ep not in builtin), key=lambda ep: ep.name)
+        order = {name: index for index, name in enumerate(BUILTIN_ORDER)}
+        for ep in sorted(builtin, key=lambda ep: (order.get(ep.name, len(order)), ep.name)):
+            self._load_one(ep.name, ep.load, DIST_NAME, ep.dist.version if ep.dist else "", builtin=True)
+        for ep in others:
+            dist = ep.dist.name if ep.dist is not None else ""
+            version = ep.dist.version if ep.dist is not None else ""
+            self._load_one(ep.name, ep.load, dist, version, builtin=False)
+
+    def _load_one(self, name: str, loader: Callable[[], Any], dist: str, version: str, *, builtin: bool) -> None:
+        if name in self.infos:
+            other = self.infos[name]
+            self._fail(PluginInfo(name, version, dist, builtin),
+                       f"plugin name '{name}' is already used by {other.distribution or 'another plugin'}")
+            return
+        blocked = self._allowed(name)
+        if blocked:
+            self.infos[name] = PluginInfo(name, version, dist, builtin, status="disabled", detail=blocked)
+            return
+        info = PluginInfo(name, version, dist, builtin)
+        try:
+            plugin = loader()
+        except Exception as exc:  # a broken plugin must never break the CLI
+            self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
+            return
+        self.add_plugin(plugin, info)
+
+    def add_plugin(self, plugin: Any, info: PluginInfo | str) -> PluginInfo:
+        """Register an already imported plugin object (tests use this directly)."""
+        if isinstance(info, str):
+            info = PluginInfo(info)
+        blocked = self._allowed(info.name)
+        if blocked:
+            info.status, info.detail = "disabled", blocked
+            self.infos[info.name] = info
+            return info
+        try:
+            self.pm.register(plugin, name=info.name)
+            self.pm.check_pending()  # an implementation of an unknown soong_ hook is an error
+        except Exception as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._fail(info, f"registration failed: {type(exc).__name__}: {exc}")
+            return info
+        info.hooks = sorted({impl.function.__name__ for impl in self._impls_of(info.name)})
+        self.infos[info.name] = info
+        self._registries.clear()
+        self._owners.clear()
+        return info
+
+    def _impls_of(self, name: str) -> list[Any]:
+        plugin = self.pm.get_plugin(name)
+        if plugin is None:
+            return []
+        return [impl for caller in self.pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls() if impl.plugin_name == name]
+
+    def _fail(self, info: PluginInfo, reason: str) -> None:
+        info.status, info.detail = "failed", reason
+        self.infos.setdefault(info.name, info)
+        if self.infos[info.name] is not info:
+            self.infos[f"{info.name} ({info.distribution or '?'})"] = info
+        self.warn(f"plugin '{info.name}' skipped: {reason} (see 'soong plugins')")
+
+    # -- registries -----------------------------------------------------------------------
+    def registry(self, kind: str) -> dict[str, Any]:
+        """Everything registered for ``kind`` (providers, models, tunnel_backends, cost_sinks)."""
+        if kind not in self._registries:
+            self._collect(kind)
+        return self._registries[kind]
+
+    def _collect(self, kind_name: str) -> None:
+        kind = KINDS[kind_name]
+        registry: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        caller = getattr(self.pm.hook, kind.hook)
+        # pluggy lists implementations last-registered first; built-ins were registered first.
+        for impl in reversed(caller.get_hookimpls()):
+            info = self.infos.get(impl.plugin_name)
+            if info is None or info.status == "failed":
+                continue
+            staged: list[tuple[str, Any, bool]] = []
+
+            def register(obj: Any, *, override: bool = False, _staged: list = staged) -> None:
+                problem = kind.check(obj)
+                if problem:
+                    raise PluginError(f"invalid {kind.label}: {problem}")
+                _staged.append((kind.key(obj), obj, override))
+
+            try:
+                impl.function(register=register)
+                for name, obj, override in staged:
+                    self._place(kind, registry, owners, name, obj, override, info)
+            except Exception as exc:
+                for name, _obj, _override in staged:
+                    if owners.get(name) == info.name:
+                        registry.pop(name, None)
+                        owners.pop(name, None)
+                self._fail(info, f"{kind.hook} failed: {exc}")
+        self._registries[kind_name] = registry
+        self._owners[kind_name] = owners
+
+    def _place(self, kind: Kind, registry: dict, owners: dict, name: str, obj: Any, override: bool, info: PluginInfo) -> None:
+        if name in owners and owners[name] != info.name:
+            holder = self.infos[owners[name]]
+            if not (override and holder.builtin and not info.builtin):
+                raise PluginError(
+                    f"{kind.label} '{name}' from plugin '{info.name}' clashes with the one from plugin "
+                    f"'{holder.name}'" + ("" if holder.builtin is False else " (use register(obj, override=True) to replace a built-in)")
+                )
+            info.status = "overriding"
+            note = f"overrides {kind.label} '{name}' of '{holder.name}'"
+            info.detail = f"{info.detail}; {note}" if info.detail else note
+        elif name in owners:
+            raise PluginError(f"{kind.label} '{name}' registered twice by plugin '{info.name}'")
+        registry[name] = obj
+        owners[name] = info.name
+
+    def owner(self, kind: str, name: str) -> str | None:
+        """The plugin that registered ``name`` in ``kind``."""
+        self.registry(kind)
+        return self._owners[kind].get(name)
+
+    def collect_all(self) -> None:
+        """Run every registration hook (so ``soong plugins`` sees every failure)."""
+        for kind in KINDS:
+            self.registry(kind)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every plugin seen, built-ins first."""
+        return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))
+
+    # -- typed facade ---------------------------------------------------------------------
+    def providers(self) -> dict[str, type]:
+        """Provider classes by name."""
+        return self.registry("providers")
+
+    def models(self) -> dict[str, Any]:
+        """ModelSpec entries by id."""
+        return self.registry("models")
+
+    def tunnel_backends(self) -> dict[str, type]:
+        """Tunnel backend classes by name."""
+        return self.registry("tunnel_backends")
+
+    def cost_sinks(self) -> dict[str, type]:
+        """Cost sink classes by name."""
+        return self.registry("cost_sinks")
+
+    @property
+    def hook(self) -> Any:
+        """pluggy's hook relay, for hooks that are not registration hooks."""
+        return self.pm.hook
+
+
+def hook_names_implemented(plugins: Iterable[PluginInfo]) -> set[str]:
+    """Every hook name implemented by at least one of ``plugins``."""
+    return {hook for info in plugins for hook in info.hooks}

@@ -1,0 +1,218 @@
+"""Plain data types shared by the core, the commands and every plugin.
+
+They are frozen dataclasses with no behaviour beyond simple derived values, so a
+plugin can build them without depending on anything else in soong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from typing import Any, Mapping
+
+#: Lambda instance statuses; other providers map theirs onto these.
+INSTANCE_STATUSES = ("booting", "active", "unhealthy", "terminating", "terminated", "preempted")
+#: Statuses in which an instance may still be billing.
+BILLABLE_STATUSES = ("booting", "active", "unhealthy", "terminating")
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """A provider region, e.g. ``us-east-1`` ("Virginia, USA")."""
+
+    name: str
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceType:
+    """A kind of machine a provider can launch, with its price and live capacity."""
+
+    name: str
+    description: str
+    gpu_description: str
+    gpu_count: int
+    gpu_memory_gib: float  # per GPU
+    price_cents_per_hour: int
+    vcpus: int = 0
+    memory_gib: int = 0
+    storage_gib: int = 0
+    regions_with_capacity: tuple[Region, ...] = ()
+
+    @property
+    def gpu_model(self) -> str:
+        """The GPU's model name as the provider writes it, e.g. ``H100``."""
+        return self.gpu_description.split("(")[0].strip()
+
+    @property
+    def total_vram_gib(self) -> float:
+        """GPU memory over all GPUs of the instance."""
+        return self.gpu_count * self.gpu_memory_gib
+
+    @property
+    def price_per_hour(self) -> float:
+        """Price in US dollars per hour."""
+        return self.price_cents_per_hour / 100.0
+
+    def has_capacity(self, region: str | None = None) -> bool:
+        """Whether the type can be launched now (in ``region`` if given)."""
+        if region is None:
+            return bool(self.regions_with_capacity)
+        return any(r.name == region for r in self.regions_with_capacity)
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """A running (or recently ended) instance as the provider reports it."""
+
+    id: str
+    status: str
+    instance_type: str
+    region: str
+    name: str | None = None
+    ip: str | None = None
+    private_ip: str | None = None
+    hostname: str | None = None
+    price_cents_per_hour: int | None = None
+    ssh_key_names: tuple[str, ...] = ()
+    file_system_names: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_billable(self) -> bool:
+        """True while the provider may still be charging for the instance."""
+        return self.status in BILLABLE_STATUSES
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchRequest:
+    """Everything needed to launch one instance."""
+
+    instance_type: str
+    region: str
+    ssh_key_name: str
+    name: str
+    user_data: str | None = None
+    file_system_names: tuple[str, ...] = ()
+    hostname: str | None = None
+    image: Mapping[str, str] | None = None
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    firewall_ruleset_ids: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SshKey:
+    """An SSH public key known to the provider account."""
+
+    id: str
+    name: str
+    public_key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSystem:
+    """A persistent (regional) file system, mounted at ``/lambda/nfs/<name>`` on Lambda."""
+
+    id: str
+    name: str
+    region: str
+    mount_point: str = ""
+    in_use: bool = False
+    bytes_used: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model the catalog knows how to serve, with the facts its memory need depends on.
+
+    ``precision`` is the checkpoint's real weight precision (``bf16``, ``fp16``,
+    ``fp8``, ``int8``, ``int4``, ``mxfp4``...). ``quantization`` is the serving
+    engine's flag value matching that checkpoint (``awq``, ``gptq``, ``fp8``...),
+    or None for unquantized weights.
+    """
+
+    id: str
+    hf_path: str
+    params_billion: float
+    precision: str
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_context: int
+    default_context: int
+    engine: str = "sglang"
+    quantization: str | None = None
+    good_for: str = ""
+    not_good_for: str = ""
+    source: str = ""
+    builtin: bool = False
+    extra_args: tuple[str, ...] = ()
+
+
+#: Kinds of cost event (see docs/cost-controls.md).
+COST_EVENT_KINDS = ("launched", "extended", "activity", "terminated", "accrued")
+#: Who or what ended an instance.
+TERMINATION_REASONS = ("user", "idle", "lease", "hard_limit", "watchdog", "external")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostEvent:
+    """Something that changes or reports what an instance costs, sent to every cost sink."""
+
+    kind: str
+    instance_id: str
+    at: _dt.datetime
+    provider: str = "lambda"
+    instance_type: str | None = None
+    region: str | None = None
+    price_cents_per_hour: int | None = None
+    cost_usd: float | None = None
+    reason: str | None = None
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``at`` as ISO 8601)."""
+        out = dataclasses.asdict(self)
+        out["at"] = self.at.isoformat()
+        out["data"] = dict(self.data)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "CostEvent":
+        """Inverse of :meth:`to_dict`."""
+        values = dict(raw)
+        values["at"] = _dt.datetime.fromisoformat(values["at"])
+        values["data"] = dict(values.get("data") or {})
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """One port forward: ``127.0.0.1:local_port`` -> ``remote_host:remote_port`` on the instance."""
+
+    name: str
+    local_port: int
+    remote_port: int
+    remote_host: str = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class TunnelTarget:
+    """Where a tunnel backend connects: the instance and its address."""
+
+    instance_id: str
+    host: str
+    name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TunnelRecord:
+    """A tunnel a backend opened, as listed by ``soong tunnel status``."""
+
+    instance_id: str
+    backend: str
+    forwards: tuple[Forward, ...]
+    pid: int | None = None
+    alive: bool = True
+    command: tuple[str, ...] = ()
