@@ -2,7 +2,8 @@
 
 from setuptools import find_packages, setup
 
-COMMANDS = [
+# Commands, by family (entry-point namespace soong.cli; underscores become spaces).
+CORE_COMMANDS = [
     "plugins = soong.commands.plugins:ListPlugins",
     "secrets_set = soong.commands.secrets:SetSecret",
     "secrets_show = soong.commands.secrets:ShowSecret",
@@ -16,6 +17,31 @@ COMMANDS = [
     "models_list = soong.commands.models:ListModels",
 ]
 
+PROVIDER_COMMANDS = [
+]
+
+TUNNEL_COMMANDS = [
+]
+
+MODEL_COMMANDS = [
+]
+
+LIFECYCLE_COMMANDS = [
+]
+
+COST_COMMANDS = [
+]
+
+SANDBOX_COMMANDS = [
+]
+
+COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS + LIFECYCLE_COMMANDS + COST_COMMANDS + SANDBOX_COMMANDS
+
+CONSOLE_SCRIPTS = [
+    "soong = soong.core.app:main",
+]
+
+# Built-in plugins (entry-point group soong), registered exactly as third-party ones.
 BUILTIN_PLUGINS = [
     "sglang = soong.plugins.sglang",
 ]
@@ -51,7 +77,7 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["soong = soong.core.app:main"],
+        "console_scripts": CONSOLE_SCRIPTS,
         "soong.cli": COMMANDS,
         "soong": BUILTIN_PLUGINS,
     },

@@ -1,0 +1,54 @@
+"""Shared fixtures: every test runs with its own HOME, XDG folders and keyring file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Secret values used by tests; a test greps all command output for them.
+TEST_SECRETS = {"lambda_api_key": "secret_test-api-key-7c1e2f", "daemon_token": "tok_test-daemon-token-93ab51"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """A private HOME, XDG dirs and a real file keyring backend for each test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "PYTHON_KEYRING_BACKEND": "soong.testing.keyring_backend.FileKeyring",
+        "SOONG_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
+    }
+    for name in ("SOONG_CONFIG_DIR", "SOONG_PROFILE", "LAMBDA_API_KEY", "SOONG_DAEMON_TOKEN",
+                 "SOONG_DISABLE_PLUGINS", "SOONG_LOAD_PLUGINS", "SOONG_LAMBDA_API_URL", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import keyring.core
+
+    keyring.core._keyring_backend = None  # re-read PYTHON_KEYRING_BACKEND for this test
+    yield home
+    keyring.core._keyring_backend = None
+
+
+@pytest.fixture
+def run_soong():
+    """Run the installed ``soong`` executable as a subprocess; return CompletedProcess."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return subprocess.run([str(VENV_BIN / "soong"), *args], input=input, capture_output=True, text=True,
+                              env=full_env, timeout=timeout)
+
+    return run
