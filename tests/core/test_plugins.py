@@ -146,3 +146,67 @@ def test_discovered_builtins_come_from_entry_points():
     builtins = [info for info in host.plugin_infos() if info.builtin]
     assert builtins and all(info.distribution == "soong" for info in builtins)
     assert "sglang" in host.infos and "llama-3.1-8b" in host.models()
+
+
+def test_tunnel_backend_and_cost_sink_registration(host):
+    import contextlib
+
+    from soong.core.interfaces import CostSink, TunnelBackend
+
+    class Backend(TunnelBackend):
+        name = "loop"
+
+        @contextlib.contextmanager
+        def open(self, target, forwards):
+            yield list(forwards)
+
+        def start(self, target, forwards):
+            raise NotImplementedError
+
+        def list(self):
+            return []
+
+        def close(self, instance_id):
+            return False
+
+        def check(self, instance_id):
+            return False
+
+    class Sink(CostSink):
+        name = "memory"
+
+        def emit(self, event):
+            pass
+
+    @hookimpl
+    def soong_register_tunnel_backends(register):
+        register(Backend)
+
+    @hookimpl
+    def soong_register_cost_sinks(register):
+        register(Sink)
+        register(Sink(None))  # an instance, not a class: refused
+
+    plugin = types.SimpleNamespace(soong_register_tunnel_backends=soong_register_tunnel_backends,
+                                   soong_register_cost_sinks=soong_register_cost_sinks)
+    host.add_plugin(plugin, PluginInfo("both"))
+    assert host.tunnel_backends() == {"loop": Backend}
+    assert host.cost_sinks() == {}
+    assert "is not a subclass of soong.core.interfaces.CostSink" in host.infos["both"].detail
+
+
+def test_bad_names_are_refused(host):
+    from soong.core.interfaces import CostSink
+
+    class Sink(CostSink):
+        name = "Has Spaces"
+
+        def emit(self, event):
+            pass
+
+    @hookimpl
+    def soong_register_cost_sinks(register):
+        register(Sink)
+
+    host.add_plugin(types.SimpleNamespace(soong_register_cost_sinks=soong_register_cost_sinks), PluginInfo("p"))
+    assert host.cost_sinks() == {} and "is not a valid name" in host.infos["p"].detail
