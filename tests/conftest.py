@@ -41,14 +41,34 @@ def isolated_env(tmp_path, monkeypatch):
     keyring.core._keyring_backend = None
 
 
+#: Output of every soong command the tests ran (checked for leaked secrets at the end).
+COMMAND_OUTPUT: list[tuple[str, str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_command_output():
+    """After the whole run: no test secret appeared in any command's stdout or stderr."""
+    yield
+    leaks = [(cmd, name) for cmd, text in COMMAND_OUTPUT for name, value in TEST_SECRETS.items() if value in text]
+    assert not leaks, f"secrets leaked in command output: {leaks}"
+
+
 @pytest.fixture
 def run_soong():
-    """Run the installed ``soong`` executable as a subprocess; return CompletedProcess."""
+    """Run the installed ``soong`` executable as a subprocess; return CompletedProcess.
 
-    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    Pass ``reveals_secret=True`` for the few calls that print a secret on purpose
+    (``secrets show --reveal``); all other output is checked for test secrets.
+    """
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60,
+            reveals_secret: bool = False) -> subprocess.CompletedProcess:
         full_env = dict(os.environ)
         full_env.update(env or {})
-        return subprocess.run([str(VENV_BIN / "soong"), *args], input=input, capture_output=True, text=True,
-                              env=full_env, timeout=timeout)
+        result = subprocess.run([str(VENV_BIN / "soong"), *args], input=input, capture_output=True, text=True,
+                                env=full_env, timeout=timeout)
+        if not reveals_secret:
+            COMMAND_OUTPUT.append((" ".join(args), result.stdout + result.stderr))
+        return result
 
     return run

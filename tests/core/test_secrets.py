@@ -76,7 +76,7 @@ def test_secrets_commands_never_print_the_secret(run_soong):
     shown = run_soong("secrets", "show", "lambda_api_key", "-f", "json")
     assert shown.returncode == 0 and KEY[-4:] in shown.stdout
     listed = run_soong("secrets", "list")
-    revealed = run_soong("secrets", "show", "lambda_api_key", "--reveal", "-f", "value", "-c", "value")
+    revealed = run_soong("secrets", "show", "lambda_api_key", "--reveal", "-f", "value", "-c", "value", reveals_secret=True)
     assert revealed.stdout.strip() == KEY
     for result in (set_result, shown, listed):
         assert KEY not in result.stdout + result.stderr
