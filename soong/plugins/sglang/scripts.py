@@ -29,7 +29,7 @@ BOOTLOG_SH = r"""#!/bin/bash
 # Append one boot-progress line: bootlog PHASE MESSAGE...
 # Format: <ISO-8601 UTC time> phase=<name> <message>; read by the status daemon.
 set -u
-log=/var/log/soong-boot.log
+log=${SOONG_BOOT_LOG:-/var/log/soong-boot.log}
 phase=${1:?usage: bootlog PHASE MESSAGE...}
 shift
 if [ ! -e "$log" ]; then
@@ -58,17 +58,22 @@ WAIT_HTTP_SH = r"""#!/bin/bash
 # Wait until URL answers with HTTP 200, then log PHASE; log <service>-failed after TIMEOUT seconds.
 # usage: wait-http URL PHASE TIMEOUT MESSAGE...
 set -u
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+interval=${SOONG_WAIT_INTERVAL:-5}
 url=${1:?url} phase=${2:?phase} timeout=${3:?timeout}
 shift 3
 deadline=$(( $(date +%s) + timeout ))
-while [ "$(date +%s)" -lt "$deadline" ]; do
+while :; do
   if curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; then
-    /usr/local/lib/soong/bootlog "$phase" "$*"
+    "$lib/bootlog" "$phase" "$*"
     exit 0
   fi
-  sleep 5
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    break
+  fi
+  sleep "$interval"
 done
-/usr/local/lib/soong/bootlog "${phase%-ready}-failed" "no answer from $url after ${timeout}s"
+"$lib/bootlog" "${phase%-ready}-failed" "no answer from $url after ${timeout}s"
 exit 1
 """
 
@@ -76,10 +81,11 @@ WITH_USER_ENV_SH = r"""#!/bin/bash
 # Run a service with the folders chosen at boot (/run/soong/paths.env) and, when the
 # persistent file system is mounted, the user's own secrets/env.sh from it.
 set -euo pipefail
-if [ -r /run/soong/paths.env ]; then
+paths=${SOONG_RUN_DIR:-/run/soong}/paths.env
+if [ -r "$paths" ]; then
   set -a
   # shellcheck source=/dev/null
-  . /run/soong/paths.env
+  . "$paths"
   set +a
 fi
 if [ "${SOONG_FS_MOUNTED:-0}" = 1 ] && [ -r "${SOONG_FS:-}/secrets/env.sh" ]; then
@@ -129,26 +135,28 @@ set -uo pipefail
 fs_name=@FS_NAME@
 wait_seconds=@WAIT@
 user=@USER@
-local_base=/var/lib/soong-data
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+run_dir=${SOONG_RUN_DIR:-/run/soong}
+local_base=${SOONG_LOCAL_DATA:-/var/lib/soong-data}
 base=$local_base
 mounted=0
 if [ -z "$fs_name" ]; then
-  /usr/local/lib/soong/bootlog fs-missing "no persistent file system attached; using local disk $local_base"
+  "$lib/bootlog" fs-missing "no persistent file system attached; using local disk $local_base"
 else
-  mnt="/lambda/nfs/$fs_name"
+  mnt="${SOONG_NFS_ROOT:-/lambda/nfs}/$fs_name"
   deadline=$(( $(date +%s) + wait_seconds ))
   until mountpoint -q "$mnt"; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       break
     fi
-    sleep 5
+    sleep "${SOONG_WAIT_INTERVAL:-5}"
   done
   if mountpoint -q "$mnt"; then
     base=$mnt
     mounted=1
-    /usr/local/lib/soong/bootlog fs-mounted "$mnt"
+    "$lib/bootlog" fs-mounted "$mnt"
   else
-    /usr/local/lib/soong/bootlog fs-missing "warning: $mnt is not mounted after ${wait_seconds}s; using local disk $local_base (nothing will persist)"
+    "$lib/bootlog" fs-missing "warning: $mnt is not mounted after ${wait_seconds}s; using local disk $local_base (nothing will persist)"
   fi
 fi
 folders=("$base/soong/hf-cache" "$base/soong/n8n" "$base/data" "$base/projects")
@@ -158,7 +166,7 @@ else
   mkdir -p "${folders[@]}"
 fi
 chown "$user:" "$base/soong" "${folders[@]}" 2>/dev/null || true
-home=$(getent passwd "$user" | cut -d: -f6)
+home=${SOONG_USER_HOME:-$(getent passwd "$user" | cut -d: -f6)}
 if [ -n "$home" ] && [ -d "$home" ]; then
   for name in data projects; do
     link="$home/$name"
@@ -168,14 +176,14 @@ if [ -n "$home" ] && [ -d "$home" ]; then
     fi
   done
 fi
-mkdir -p /run/soong
-cat > /run/soong/paths.env.tmp <<EOF
+mkdir -p "$run_dir"
+cat > "$run_dir/paths.env.tmp" <<EOF
 SOONG_FS=$base
 SOONG_FS_MOUNTED=$mounted
 HF_HOME=$base/soong/hf-cache
 N8N_USER_FOLDER=$base/soong/n8n
 EOF
-mv /run/soong/paths.env.tmp /run/soong/paths.env
+mv "$run_dir/paths.env.tmp" "$run_dir/paths.env"
 exit 0
 """
 
