@@ -84,7 +84,7 @@ class ListModels(Lister):
 
 
 class ShowModel(ShowOne):
-    """Show one model: its facts, the memory breakdown and the cheapest fitting instance type (live prices)."""
+    """Show one model: its facts, the memory breakdown and the cheapest fitting instance type available now (live prices)."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -116,7 +116,9 @@ class ShowModel(ShowOne):
         else:
             ranked = recommend(spec, _live_instance_types(self, parsed_args.provider), context=context,
                                concurrency=parsed_args.concurrency)
-            fit = ranked[0].fit if ranked else None
+            # the cheapest type with capacity now; the cheapest overall when none has capacity
+            chosen = next((r for r in ranked if r.available), ranked[0] if ranked else None)
+            fit = chosen.fit if chosen else None
             price = fit.instance_type.price_per_hour if fit else None
             regions = ", ".join(r.name for r in fit.instance_type.regions_with_capacity) if fit else None
         need = fit.estimate if fit and fit.estimate else estimate(spec, context, concurrency=parsed_args.concurrency)

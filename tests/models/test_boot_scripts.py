@@ -103,7 +103,7 @@ class _Ok(http.server.BaseHTTPRequestHandler):
 def test_wait_http_logs_ready_or_failed(installed, tmp_path):
     lib, env = installed()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/health"
         subprocess.run([str(lib / "wait-http"), url, "sglang-ready", "5", "SGLang serves m"], env=env, check=True, timeout=30)
