@@ -266,3 +266,25 @@ def test_phase_names_are_the_documented_ones(host, make_plan):
     units = "\n".join(e["content"] for p, e in write_files(build_user_data(host, make_plan())).items() if p.endswith(".service"))
     for phase in BOOT_PHASES:
         assert phase in scripts + units, phase
+
+
+def _verify_units(directory):
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed")
+    units = sorted(str(p) for p in directory.glob("*.service"))
+    result = subprocess.run([exe, "verify", "--man=no", *units], capture_output=True, text=True, timeout=120)
+    # The scripts the units run are installed by the boot itself, so they do not exist here.
+    return [line for line in (result.stdout + result.stderr).splitlines()
+            if line.strip() and "is not executable" not in line and "Failed to read $container" not in line]
+
+
+def test_unit_files_pass_systemd_analyze(host, make_plan, tmp_path):
+    for path, entry in write_files(build_user_data(host, make_plan("llama-3.1-70b-awq"))).items():
+        if path.startswith("/etc/systemd/system/"):
+            (tmp_path / path.rsplit("/", 1)[-1]).write_text(entry["content"])
+    assert len(list(tmp_path.glob("*.service"))) == 6
+    assert _verify_units(tmp_path) == []
+    unit = tmp_path / "soong-daemon.service"
+    unit.write_text(unit.read_text().replace("Restart=always", "Restrat=always"))
+    assert any("Restrat" in line for line in _verify_units(tmp_path))  # the check does catch mistakes
