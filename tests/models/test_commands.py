@@ -151,3 +151,24 @@ def test_user_data_bad_input(run_soong):
     one_line_error(run_soong("user-data", "--model", "qwen2.5-7b", "--gpu", "gpu_8x_h100_sxm5"), 2, "28 attention heads")
     one_line_error(run_soong("user-data", "--model", "nope"), 8, "unknown model")
     one_line_error(run_soong("user-data", "--model", "mistral-7b", "--gpu", "big-box"), 2, "how many GPUs")
+
+
+def test_add_asks_on_a_terminal(tmp_path):
+    import pty
+    import subprocess
+
+    from tests.conftest import VENV_BIN
+
+    master, slave = pty.openpty()
+    answers = "bf16\n\n32\n32\n8\n128\n8192\n4096\nchat\n\n\n"
+    try:
+        os.write(master, answers.encode())
+        result = subprocess.run([str(VENV_BIN / "soong"), "models", "add", "--id", "asked-7b", "--hf-path", "me/asked",
+                                 "--params", "7", "-f", "json"], stdin=slave, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)
+    assert (added["layers"], added["kv_heads"], added["default_context"], added["good_for"]) == (32, 8, 4096, "chat")
+    assert "num_hidden_layers" in result.stderr  # the questions went to the terminal user
