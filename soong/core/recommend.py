@@ -18,6 +18,7 @@ does not fit. :func:`smallest_setup` answers the same question offline against
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable, Sequence
 
 from soong.core.errors import UsageError
@@ -195,7 +196,5 @@ def smallest_setup(spec: ModelSpec, *, context: int | None = None, concurrency: 
 
 def gpu_count_from_name(name: str) -> int | None:
     """The GPU count written in a Lambda instance type name (``gpu_8x_h100_sxm5`` -> 8), if any."""
-    import re
-
     match = re.match(r"^gpu_(\d+)x_", name)
     return int(match.group(1)) if match else None
