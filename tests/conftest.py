@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 VENV_BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+def _find_shared() -> Path:
+    """The ``shared/`` folder beside the project root (searched upwards, so worktrees find it too)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared"
+        if (candidate / "lambda-cloud-api").is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+SHARED = _find_shared()
 #: Secret values used by tests; a test greps all command output for them.
 TEST_SECRETS = {"lambda_api_key": "secret_test-api-key-7c1e2f", "daemon_token": "tok_test-daemon-token-93ab51"}
 
