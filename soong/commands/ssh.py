@@ -138,8 +138,11 @@ class SshConfig(Command):
         if parsed_args.no_include:
             return 0
         home = Path(self.context.env.get("HOME") or os.path.expanduser("~"))
-        added, backup = ssh_config_file.ensure_include(home / ".ssh" / "config", path)
+        user_config = home / ".ssh" / "config"
+        added, backup = ssh_config_file.ensure_include(user_config, path)
         if added:
             note = f" (backup: {backup})" if backup else ""
-            out.write(f"added an Include line to {home / '.ssh' / 'config'}{note}\n")
+            out.write(f"added an Include line to {user_config}{note}\n")
+        else:
+            out.write(f"{user_config} already includes it\n")
         return 0

@@ -48,7 +48,9 @@ def plan_forwards(context: Any, requested: dict[str, int | None], *, reserved: s
         explicit = port is not None or context.config.source(key) != "default"
         if port is None:
             port = int(context.config.get(key))
-        if explicit:
+        if port == 0:
+            pass  # any free port, chosen by the backend
+        elif explicit:
             if port in chosen or not port_is_free(port):
                 raise PortInUseError(port, name, hint=f"choose another with {flag} or config key {key}")
         else:
@@ -106,7 +108,8 @@ class StartTunnel(Lister):
         _add_instance_option(parser)
         for name, key, flag, _switch in SERVICES:
             parser.add_argument(flag, type=int, metavar="N", dest=f"{name}_port",
-                                help=f"local port for {name} (default: config {key}, or the next free one)")
+                                help=f"local port for {name} (default: config {key}, or the next free one; "
+                                     "0: any free port)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
@@ -115,8 +118,8 @@ class StartTunnel(Lister):
 
         for name, _key, flag, _switch in SERVICES:
             port = getattr(parsed_args, f"{name}_port")
-            if port is not None and not 1 <= port <= 65535:
-                raise UsageError(f"{flag} must be a port number between 1 and 65535, not {port}")
+            if port is not None and not 0 <= port <= 65535:
+                raise UsageError(f"{flag} must be a port number between 1 and 65535 (0: any free port), not {port}")
         instance = choose_instance(self.context, parsed_args.instance_id, stdin=self.app.stdin, stderr=self.app.stderr)
         target = tunnel_target(instance)
         backend = self.context.tunnel_backend()

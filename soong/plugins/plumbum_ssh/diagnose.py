@@ -134,6 +134,11 @@ def failure_error(context: Any, settings: SshSettings, output: str, *, instance_
             hint=f"if you know why the key changed, forget it with: ssh-keygen -R {host_alias(instance_id)} "
                  f"-f {settings.known_hosts}")
     if kind == "login":
+        if instance is None:
+            try:
+                instance = context.provider().get_instance(instance_id)
+            except Exception:  # only to say which key it was launched with; never hide the failure
+                instance = None
         return SshLoginError(f"{where} refused the login: {describe_keys(context, settings, instance)}",
                              hint="set ssh.key_path to the private key of a key the instance was launched with")
     if kind == "port_in_use":

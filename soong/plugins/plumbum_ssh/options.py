@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from soong.core.paths import private_dir
 from soong.core.tunnel_state import check_instance_id
 
 #: Seconds between keep-alive probes, and how many may go unanswered before ssh gives up.
@@ -49,14 +50,24 @@ class SshSettings:
 
     @classmethod
     def from_context(cls, context: Any) -> "SshSettings":
-        """The settings of a :class:`~soong.core.context.Context`."""
+        """The settings of a :class:`~soong.core.context.Context`.
+
+        The known_hosts folder is created (0700) here: ssh cannot create it, and
+        without it a first-use key would be accepted but never remembered.
+        """
         config = context.config
         home = context.env.get("HOME") or os.path.expanduser("~")
         key = str(config.get("ssh.key_path"))
         if key == "~" or key.startswith("~/"):
             key = home + key[1:]
+        known_hosts = known_hosts_path(context)
+        private_dir(known_hosts.parent)
+        try:
+            os.close(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         return cls(user=str(config.get("ssh.user")), port=int(config.get("ssh.port")),
-                   key_path=Path(key), known_hosts=known_hosts_path(context))
+                   key_path=Path(key), known_hosts=known_hosts)
 
     def host_key_options(self, instance_id: str) -> list[tuple[str, str]]:
         """The host-key policy as ``(option, value)`` pairs (shared with ``soong ssh-config``)."""
