@@ -10,9 +10,9 @@ import subprocess
 import time
 
 from soong.core.local_ports import port_answers
+from soong.plugins.plumbum_ssh.process import command_line
 from soong.testing.net import free_port
 from soong.testing.tunnel_contract import RemoteHttpServer, fetch
-from soong.plugins.plumbum_ssh.process import command_line
 from tests.ssh.conftest import instance
 
 
