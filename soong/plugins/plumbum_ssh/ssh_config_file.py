@@ -51,8 +51,8 @@ def include_line(target: Path) -> str:
 
 def _includes(text: str, target: Path) -> bool:
     wanted = str(Path(target).absolute())
-    for line in text.splitlines():
-        parts = line.strip().split(None, 1)
+    for line in text.split("\n"):  # ssh reads lines split on newlines only
+        parts = line.strip(" \t\r").split(None, 1)
         if len(parts) == 2 and parts[0].lower() == "include":
             if parts[1].strip().strip('"').replace("%%", "%") == wanted:
                 return True
