@@ -39,6 +39,8 @@ class Ssh(Command):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--instance-id", metavar="ID", help="the instance (default: the only running one, or ask)")
+        parser.add_argument("-t", "--tty", action="store_true",
+                            help="give the remote command a terminal (for full-screen programs such as htop)")
         parser.add_argument("remote_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
                             help="command to run on the instance instead of a shell")
         return parser
@@ -57,7 +59,8 @@ class Ssh(Command):
             for stream in (self.app.stdout, self.app.stderr, sys.stdout, sys.stderr):
                 stream.flush()
             os.execv(ssh, argv)
-        argv = [ssh, *settings.arguments(instance.id), settings.destination(instance.ip), *remote]
+        tty = ["-t"] if parsed_args.tty else []
+        argv = [ssh, *settings.arguments(instance.id), *tty, settings.destination(instance.ip), *remote]
         status = _run_in_foreground(argv)
         if status == SSH_FAILED:
             problem = self._probe(ssh, instance, settings)

@@ -140,3 +140,18 @@ def test_no_running_instance(lab, run_soong, argv):
     result = run_soong(*argv)
     assert result.returncode == 8
     assert "no running instances" in result.stderr
+
+
+def test_a_remote_command_can_have_a_terminal(lab):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(VENV_BIN / "soong"), "ssh", "--tty", "--", "tty"], stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True, env=dict(os.environ))
+    os.close(slave)
+    try:
+        _read_until(master, b"/dev/pts/")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)

@@ -139,8 +139,10 @@ def failure_error(context: Any, settings: SshSettings, output: str, *, instance_
                 instance = context.provider().get_instance(instance_id)
             except Exception:  # only to say which key it was launched with; never hide the failure
                 instance = None
-        return SshLoginError(f"{where} refused the login: {describe_keys(context, settings, instance)}",
-                             hint="set ssh.key_path to the private key of a key the instance was launched with")
+        hint = "set ssh.key_path to the private key of a key the instance was launched with"
+        if key_needs_passphrase(settings.key_path):
+            hint = f"the key needs a passphrase, which soong never asks for: load it with 'ssh-add {settings.key_path}'"
+        return SshLoginError(f"{where} refused the login: {describe_keys(context, settings, instance)}", hint=hint)
     if kind == "port_in_use":
         port = bind_failure_port(output)
         if port is not None:
