@@ -154,3 +154,38 @@ def test_unreadable_records_are_dropped(lab):
     assert store.all() == []
     assert list(store.dir.glob("*.json")) == []
     assert store.load("inst-one") is None
+
+
+FOREGROUND_SCRIPT = """
+import sys, time
+from soong.core.context import Context
+from soong.core.types import Forward, TunnelTarget
+backend = Context().tunnel_backend("plumbum-ssh")
+with backend.open(TunnelTarget("inst-one", "127.0.0.1"), [Forward("web", 0, int(sys.argv[1]))]) as opened:
+    print(opened[0].local_port, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_foreground_tunnel_dies_with_a_killed_soong(lab, tmp_path):
+    from tests.ssh.conftest import _ssh_processes_mentioning
+
+    with RemoteHttpServer() as remote:
+        owner = subprocess.Popen([str(VENV_BIN / "python"), "-c", FOREGROUND_SCRIPT, str(remote.port)],
+                                 stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            local_port = int(owner.stdout.readline())
+            assert fetch("127.0.0.1", local_port) == remote.token
+            assert len(_ssh_processes_mentioning(str(tmp_path))) == 1
+        finally:
+            owner.kill()
+            owner.wait()
+            owner.stdout.close()
+        deadline = time.monotonic() + 5
+        while _ssh_processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _ssh_processes_mentioning(str(tmp_path)) == []
+        assert not port_answers(local_port, timeout=0.5)
+    backend = lab.context().tunnel_backend("plumbum-ssh")
+    assert backend.list() == []
+    assert list(lab.tunnels_dir.glob(".open-*.log")) == []

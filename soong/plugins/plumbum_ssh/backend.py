@@ -88,12 +88,14 @@ class PlumbumSshBackend(TunnelBackend):
             out.append(Forward(fwd.name, port, fwd.remote_port, fwd.remote_host, "127.0.0.1"))
         return out
 
-    def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], log_path: Path, *, persistent: bool) -> subprocess.Popen:
+        """Start ssh; a persistent one in its own session, a foreground one tied to this process."""
         private_dir(log_path.parent)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True,
-                                    start_new_session=True, env=dict(os.environ))
+                                    start_new_session=persistent, env=dict(os.environ),
+                                    preexec_fn=None if persistent else _die_with_parent)
         finally:
             os.close(fd)
         self._children[proc.pid] = proc
@@ -133,13 +135,13 @@ class PlumbumSshBackend(TunnelBackend):
         self._children.pop(proc.pid, None)
 
     def _run_until_ready(self, target: TunnelTarget, forwards: Sequence[Forward], log_path: Path,
-                         on_spawn: Any = None) -> tuple[subprocess.Popen, list[Forward], list[str]]:
+                         on_spawn: Any = None, *, persistent: bool) -> tuple[subprocess.Popen, list[Forward], list[str]]:
         """Start ssh and wait for it; re-choose ports the backend picked if another process took one."""
         diagnose.check_key_file(self.settings)
         for attempt in range(PORT_ATTEMPTS):
             resolved = self._assign_ports(forwards)
             argv = self.command_for(target, resolved)
-            proc = self._spawn(argv, log_path)
+            proc = self._spawn(argv, log_path, persistent=persistent)
             if on_spawn is not None:
                 on_spawn(proc, resolved, argv)
             try:
@@ -158,12 +160,16 @@ class PlumbumSshBackend(TunnelBackend):
     # -- the TunnelBackend interface ---------------------------------------------------------
     @contextlib.contextmanager
     def open(self, target: TunnelTarget, forwards: Sequence[Forward]) -> Iterator[list[Forward]]:
-        """Forwards for the duration of a ``with`` block (ports 0 become free ones)."""
+        """Forwards for the duration of a ``with`` block (ports 0 become free ones).
+
+        The ssh process ends with the block; on Linux it also ends if this process
+        is killed (parent-death signal), so a foreground tunnel is never orphaned.
+        """
         check_instance_id(target.instance_id)
         log_path = self.store.dir / f".open-{target.instance_id}-{os.getpid()}-{id(self)}.log"
         proc = None
         try:
-            proc, resolved, _argv = self._run_until_ready(target, forwards, log_path)
+            proc, resolved, _argv = self._run_until_ready(target, forwards, log_path, persistent=False)
             yield resolved
         finally:
             if proc is not None:
@@ -195,7 +201,8 @@ class PlumbumSshBackend(TunnelBackend):
                 return stored
 
             try:
-                proc, resolved, argv = self._run_until_ready(target, forwards, log_path, on_spawn=record)
+                proc, resolved, argv = self._run_until_ready(target, forwards, log_path, on_spawn=record,
+                                                             persistent=True)
             except BaseException:
                 store.remove(target.instance_id)
                 raise
@@ -208,6 +215,7 @@ class PlumbumSshBackend(TunnelBackend):
 
     def list(self) -> list[TunnelRecord]:
         """Every tunnel of this backend; one whose process has died is reported dead and its record removed."""
+        self._drop_orphaned_open_logs()
         records = []
         for stored in self.store.all():
             if stored.backend != self.name:
@@ -219,6 +227,14 @@ class PlumbumSshBackend(TunnelBackend):
                 continue
             records.append(stored.to_record(alive=self._alive(stored)))
         return records
+
+    def _drop_orphaned_open_logs(self) -> None:
+        """Remove logs of foreground tunnels whose soong process is gone (killed before cleaning up)."""
+        for log in self.store.dir.glob(".open-*.log") if self.store.dir.is_dir() else ():
+            owner = log.name.split("-")[-2]
+            if owner.isdigit() and not process.is_running(int(owner)):
+                with contextlib.suppress(FileNotFoundError):
+                    log.unlink()
 
     def close(self, instance_id: str) -> bool:
         """Stop the tunnel of an instance (only if its pid is still that ssh); False if there was none."""
@@ -248,6 +264,17 @@ class PlumbumSshBackend(TunnelBackend):
         child = self._children.pop(pid or -1, None)
         if child is not None:
             child.poll()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM when soong dies (even by kill -9)."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def _read(path: Path) -> str:
