@@ -21,6 +21,11 @@ PROVIDER_COMMANDS = [
 ]
 
 TUNNEL_COMMANDS = [
+    "tunnel_start = soong.commands.tunnel:StartTunnel",
+    "tunnel_stop = soong.commands.tunnel:StopTunnel",
+    "tunnel_status = soong.commands.tunnel:TunnelStatus",
+    "ssh = soong.commands.ssh:Ssh",
+    "ssh-config = soong.commands.ssh:SshConfig",
 ]
 
 MODEL_COMMANDS = [
@@ -49,6 +54,8 @@ CONSOLE_SCRIPTS = [
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.
 BUILTIN_PLUGINS = [
     "sglang = soong.plugins.sglang",
+    "plumbum-ssh = soong.plugins.plumbum_ssh",
+    "direct = soong.plugins.direct_tunnel",
 ]
 
 DAEMON = ["falcon>=4,<5", "gunicorn>=23", "pyyaml>=6", "requests>=2.31"]

@@ -109,6 +109,14 @@ class TunnelBackend(abc.ABC):
     def check(self, instance_id: str) -> bool:
         """Whether the persistent tunnel of an instance is up and its ports answer."""
 
+    def forget(self, instance_id: str) -> None:
+        """Drop what the backend remembers about an ended instance (e.g. its SSH host key).
+
+        Called after the instance is terminated, because addresses get reused.
+        Optional: the default does nothing.
+        """
+        return None
+
 
 class CostSink(abc.ABC):
     """A receiver of cost events (launched, extended, activity, terminated, accrued).

@@ -189,12 +189,18 @@ class CostEvent:
 
 @dataclasses.dataclass(frozen=True)
 class Forward:
-    """One port forward: ``127.0.0.1:local_port`` -> ``remote_host:remote_port`` on the instance."""
+    """One port forward: ``local_host:local_port`` -> ``remote_host:remote_port`` on the instance.
+
+    ``local_port`` 0 asks the backend for any free port. ``local_host`` is where a
+    client connects: loopback for an SSH tunnel, the instance itself for a backend
+    that reaches ports as they are (``direct``).
+    """
 
     name: str
     local_port: int
     remote_port: int
     remote_host: str = "127.0.0.1"
+    local_host: str = "127.0.0.1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,3 +222,6 @@ class TunnelRecord:
     pid: int | None = None
     alive: bool = True
     command: tuple[str, ...] = ()
+    host: str | None = None
+    name: str | None = None
+    started_at: _dt.datetime | None = None
