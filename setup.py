@@ -30,6 +30,15 @@ LIFECYCLE_COMMANDS = [
 ]
 
 COST_COMMANDS = [
+    "history = soong.commands.history:History",
+    "cost = soong.commands.cost:CostReport",
+    "adopt = soong.commands.adopt:Adopt",
+    "sinks_status = soong.commands.sinks:SinksStatus",
+    "sinks_retry = soong.commands.sinks:SinksRetry",
+    "watchdog_run = soong.commands.watchdog:WatchdogRun",
+    "watchdog_install = soong.commands.watchdog:WatchdogInstall",
+    "watchdog_uninstall = soong.commands.watchdog:WatchdogUninstall",
+    "watchdog_status = soong.commands.watchdog:WatchdogStatus",
 ]
 
 SANDBOX_COMMANDS = [
@@ -44,6 +53,8 @@ CONSOLE_SCRIPTS = [
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.
 BUILTIN_PLUGINS = [
     "sglang = soong.plugins.sglang",
+    "ledger = soong.plugins.ledger",
+    "jsonl = soong.plugins.jsonl_sink",
 ]
 
 DAEMON = ["falcon>=4,<5", "gunicorn>=23", "pyyaml>=6", "requests>=2.31"]

@@ -166,6 +166,9 @@ KEYS: tuple[Key, ...] = (
     Key("budget.max_hourly_usd", "float", None, "Highest hourly price start accepts.", nullable=True, minimum=0),
     Key("watchdog.unreachable_minutes", "int", 15, "Minutes a daemon may be unreachable past its lease before the watchdog terminates.", minimum=1, maximum=1440),
     Key("watchdog.interval_minutes", "int", 5, "How often the installed watchdog runs.", minimum=1, maximum=60),
+    Key("costs.jsonl_path", "str", None, "File the jsonl cost sink appends to (None: cost-events.jsonl in the data dir).", nullable=True),
+    Key("costs.queue_max", "int", 1000, "Most undelivered cost events kept per sink (oldest dropped beyond).", minimum=10, maximum=100000),
+    Key("costs.sink_timeout_seconds", "float", 10.0, "Seconds one cost sink may take to accept an event.", minimum=0.5, maximum=120),
     Key("custom_models", "list", [], "Extra model catalog entries (see docs/models.md).", check=_custom_models, env=False),
     Key("profiles", "map", {}, "Named sets of overrides selected by --profile / SOONG_PROFILE.", check=_profiles, env=False),
 )
