@@ -88,7 +88,9 @@ class WatchdogInstall(_InstallBase):
         from soong.core.config_schema import KEYS_BY_PATH
         from soong.core.watchdog_install import job_command, job_environment
 
-        interval = parsed_args.interval or self.context.config.get("watchdog.interval_minutes")
+        interval = parsed_args.interval
+        if interval is None:
+            interval = self.context.config.get("watchdog.interval_minutes")
         KEYS_BY_PATH["watchdog.interval_minutes"].coerce(interval)
         installer = self._installer(parsed_args)
         where = installer.install(job_command(self.context.profile), job_environment(self.context.env), interval)
