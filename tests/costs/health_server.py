@@ -8,8 +8,8 @@ import threading
 
 
 @contextlib.contextmanager
-def health_server(status: int = 200):
-    """Serve ``/health`` with ``status`` on a free 127.0.0.1 port; yield the port."""
+def health_server(status: int = 200, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``/health`` with ``status`` on ``host:port`` (default: a free loopback port); yield the port."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
@@ -24,7 +24,7 @@ def health_server(status: int = 200):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
