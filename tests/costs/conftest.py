@@ -42,6 +42,13 @@ def builtin_sink_host(*extra) -> PluginHost:
     return host
 
 
+@pytest.fixture(autouse=True)
+def no_real_scheduler(tmp_path, monkeypatch):
+    """No test here may read or change the real user's crontab or systemd (install tests set their own)."""
+    monkeypatch.setenv("SOONG_WATCHDOG_CRONTAB", str(tmp_path / "no-crontab-here"))
+    monkeypatch.setenv("SOONG_WATCHDOG_SYSTEMCTL", str(tmp_path / "no-systemctl-here"))
+
+
 @pytest.fixture
 def clock():
     return FakeClock()
