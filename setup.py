@@ -25,6 +25,11 @@ TUNNEL_COMMANDS = [
 ]
 
 MODEL_COMMANDS = [
+    "models_info = soong.commands.models:ShowModel",
+    "models_add = soong.commands.models:AddModel",
+    "models_remove = soong.commands.models:RemoveModel",
+    "models_recommend = soong.commands.models:RecommendModel",
+    "user-data = soong.commands.user_data:ShowUserData",
 ]
 
 LIFECYCLE_COMMANDS = [

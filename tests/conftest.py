@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 VENV_BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+def _find_shared() -> Path:
+    """The ``shared/`` folder beside the project root (searched upwards, so worktrees find it too)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared"
+        if (candidate / "lambda-cloud-api").is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+SHARED = _find_shared()
 #: Secret values used by tests; a test greps all command output for them.
 TEST_SECRETS = {"lambda_api_key": "secret_test-api-key-7c1e2f", "daemon_token": "tok_test-daemon-token-93ab51"}
 
@@ -41,14 +50,34 @@ def isolated_env(tmp_path, monkeypatch):
     keyring.core._keyring_backend = None
 
 
+#: Output of every soong command the tests ran (checked for leaked secrets at the end).
+COMMAND_OUTPUT: list[tuple[str, str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_command_output():
+    """After the whole run: no test secret appeared in any command's stdout or stderr."""
+    yield
+    leaks = [(cmd, name) for cmd, text in COMMAND_OUTPUT for name, value in TEST_SECRETS.items() if value in text]
+    assert not leaks, f"secrets leaked in command output: {leaks}"
+
+
 @pytest.fixture
 def run_soong():
-    """Run the installed ``soong`` executable as a subprocess; return CompletedProcess."""
+    """Run the installed ``soong`` executable as a subprocess; return CompletedProcess.
 
-    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    Pass ``reveals_secret=True`` for the few calls that print a secret on purpose
+    (``secrets show --reveal``); all other output is checked for test secrets.
+    """
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60,
+            reveals_secret: bool = False) -> subprocess.CompletedProcess:
         full_env = dict(os.environ)
         full_env.update(env or {})
-        return subprocess.run([str(VENV_BIN / "soong"), *args], input=input, capture_output=True, text=True,
-                              env=full_env, timeout=timeout)
+        result = subprocess.run([str(VENV_BIN / "soong"), *args], input=input, capture_output=True, text=True,
+                                env=full_env, timeout=timeout)
+        if not reveals_secret:
+            COMMAND_OUTPUT.append((" ".join(args), result.stdout + result.stderr))
+        return result
 
     return run

@@ -75,6 +75,13 @@ class SoongApp(_app.App):
             LeanHelpAction([], argparse.SUPPRESS, default=self)(self.parser, self.options, None, None)
 
     def configure_logging(self) -> None:
+        import os
+
+        from soong.core.redact import register_secret
+        from soong.core.secrets import KNOWN_SECRETS
+
+        for var in KNOWN_SECRETS.values():  # secrets given through the environment are masked too
+            register_secret(os.environ.get(var))
         super().configure_logging()
         for handler in logging.getLogger("").handlers:
             handler.addFilter(RedactingFilter())

@@ -76,6 +76,28 @@ def soong_register_cost_sinks(register: Register) -> None:
     """
 
 
+@hookspec
+def soong_user_data_parts(launch):
+    """Contribute parts to the cloud-init user data an instance boots with.
+
+    :param launch: the :class:`soong.core.bootstrap.LaunchPlan` being rendered: the
+        model, the GPU count (tensor-parallel size), the instance name, the file
+        system, the lease and limits, the enabled services and the secrets.
+    :return: a list of :class:`soong.core.bootstrap.UserDataPart`, or None to add nothing.
+
+    Called every time user data is rendered (``soong user-data``, a launch); it must
+    not touch the network or the provider. Core merges every ``cloud-config`` part
+    into one cloud-config document (``write_files``, ``bootcmd`` and other lists are
+    concatenated; a path written twice is an error) and appends the ``shellscript``
+    parts ordered by ``order``. The built-in SGLang plugin contributes the status
+    daemon (10), the file system (20), SGLang (30) and n8n (40); a plugin adding a
+    service should use an order above 40 and must not make the daemon depend on it.
+    Secrets belong only in ``write_files`` entries with ``permissions: '0600'``,
+    never in a script, a unit file or a command line. The assembled document must
+    stay under 1 MB.
+    """
+
+
 def all_hook_names() -> list[str]:
     """Names of every hook spec defined here (used by docs and tests)."""
     return sorted(name for name, value in globals().items() if name.startswith("soong_") and callable(value))

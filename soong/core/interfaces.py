@@ -129,3 +129,4 @@ class CostSink(abc.ABC):
 
     def close(self) -> None:
         """Release resources (connections, files). Optional."""
+        return None

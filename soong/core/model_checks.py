@@ -10,6 +10,21 @@ PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "awq", "gptq", "mxf
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+#: The serving engine's ``--quantization`` values that match each stored precision
+#: (SGLang's names); None means unquantized weights, served without the flag.
+QUANTIZATION_FOR_PRECISION: dict[str, tuple[str | None, ...]] = {
+    "fp32": (None,),
+    "bf16": (None,),
+    "fp16": (None,),
+    "fp8": ("fp8",),
+    "int8": ("w8a8_int8", "gptq", "gptq_marlin"),
+    "int4": ("awq", "awq_marlin", "gptq", "gptq_marlin"),
+    "awq": ("awq", "awq_marlin"),
+    "gptq": ("gptq", "gptq_marlin"),
+    "mxfp4": ("mxfp4",),
+    "nvfp4": ("modelopt_fp4",),
+}
+
 
 def problems(spec: ModelSpec) -> list[str]:
     """Every problem with ``spec``, as short phrases naming the field; empty when valid."""
@@ -29,4 +44,8 @@ def problems(spec: ModelSpec) -> list[str]:
             found.append("attention_heads must be a multiple of kv_heads")
         if spec.default_context > spec.max_context:
             found.append("default_context must not exceed max_context")
+        allowed = QUANTIZATION_FOR_PRECISION.get(spec.precision, ())
+        if spec.quantization not in allowed:
+            names = ", ".join("none" if value is None else value for value in allowed)
+            found.append(f"quantization {spec.quantization!r} does not match a {spec.precision} checkpoint (use {names})")
     return found

@@ -216,8 +216,8 @@ class PluginHost:
         registry: dict[str, Any] = {}
         owners: dict[str, str] = {}
         caller = getattr(self.pm.hook, kind.hook)
-        # pluggy lists implementations last-registered first; built-ins were registered first.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() is in registration order, and built-ins were registered first.
+        for impl in caller.get_hookimpls():
             info = self.infos.get(impl.plugin_name)
             if info is None or info.status == "failed":
                 continue

@@ -1,4 +1,9 @@
-"""The built-in SGLang plugin: the default model catalog served with SGLang."""
+"""The built-in SGLang plugin: the default model catalog and the instance bootstrap.
+
+It registers the catalog (:mod:`soong.plugins.sglang.catalog`) and contributes the
+user-data parts that bring up the status daemon, the persistent file system,
+SGLang and n8n (:mod:`soong.plugins.sglang.userdata`).
+"""
 
 from __future__ import annotations
 
@@ -12,3 +17,11 @@ def soong_register_models(register):
 
     for spec in BUILTIN_MODELS:
         register(spec)
+
+
+@hookimpl
+def soong_user_data_parts(launch):
+    """The built-in parts: status daemon, file system, SGLang and n8n (as ``launch.services`` says)."""
+    from soong.plugins.sglang.userdata import builtin_parts
+
+    return builtin_parts(launch)

