@@ -127,6 +127,45 @@ class TunnelHealthProbe:
             return False
 
 
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What the rules say about one instance now (see :func:`decide`)."""
+
+    terminate: bool
+    reason: str | None = None
+    why: str = ""
+    #: the daemon-unreachable mark to keep (None: cleared).
+    unreachable_since: _dt.datetime | None = None
+    #: an action worth logging when not terminating (``daemon-unreachable``, ``daemon-reachable``).
+    note: str | None = None
+    probed: bool = False
+
+
+def decide(record: LedgerRecord, now: _dt.datetime, *, unreachable: _dt.timedelta, probe: Callable[[], bool]) -> Decision:
+    """The watchdog's rules for one billing instance soong tracks (pure, apart from calling ``probe``).
+
+    ``probe`` is called only when the lease is over and the hard limit is not.
+    """
+    since = record.daemon_unreachable_since
+    if now >= record.hard_limit_at:
+        return Decision(True, "hard_limit", f"hard limit passed at {_iso(record.hard_limit_at)}", since)
+    if record.end_requested_at is not None:
+        return Decision(True, record.end_requested_reason or "watchdog",
+                        f"termination requested at {_iso(record.end_requested_at)} was not confirmed", since)
+    if now < record.lease_ends_at:
+        return Decision(False, why="within its lease")  # a lease extended since an old mark restarts the count
+    if probe():
+        note = "daemon-reachable" if since is not None else None
+        return Decision(False, why="the daemon answers", note=note, probed=True)
+    if since is None:
+        return Decision(False, why=f"lease over and the daemon does not answer; terminating after {unreachable} unless it answers",
+                        unreachable_since=now, note="daemon-unreachable", probed=True)
+    if now - since >= unreachable:
+        return Decision(True, "watchdog", f"lease ended at {_iso(record.lease_ends_at)} and the daemon has not answered "
+                        f"since {_iso(since)}", since, probed=True)
+    return Decision(False, why=f"the daemon has not answered since {_iso(since)}", unreachable_since=since, probed=True)
+
+
 def _free_port() -> int:
     import socket
 
@@ -255,28 +294,15 @@ class Watchdog:
                             why="the ledger says it ended but the provider still lists it as running")
 
     def _decide_and_act(self, report: RunReport, record: LedgerRecord, inst: Instance, now: _dt.datetime) -> None:
-        if now >= record.hard_limit_at:
-            self._terminate(report, record, inst, "hard_limit", why=f"hard limit passed at {_iso(record.hard_limit_at)}")
-            return
-        if record.end_requested_at is not None:
-            self._terminate(report, record, inst, record.end_requested_reason or "watchdog",
-                            why=f"termination requested at {_iso(record.end_requested_at)} was not confirmed")
-            return
-        if now < record.lease_ends_at:
-            return
-        if self.probe(record, inst):
-            if record.daemon_unreachable_since is not None:
-                self.ledger.set_daemon_unreachable(record.instance_id, None)  # type: ignore[arg-type]
-                self._act(report, inst.id, "daemon-reachable", None, "the daemon answers again")
-            return
-        marked = self.ledger.set_daemon_unreachable(record.instance_id, now)  # type: ignore[arg-type]
-        since = marked.daemon_unreachable_since or now
-        if now - since >= self.unreachable:
-            self._terminate(report, marked, inst, "watchdog",
-                            why=f"lease ended at {_iso(record.lease_ends_at)} and the daemon has not answered since {_iso(since)}")
-        elif since == now:
-            self._act(report, inst.id, "daemon-unreachable", None,
-                      f"lease over and the daemon does not answer; terminating after {self.unreachable} unless it answers")
+        decision = decide(record, now, unreachable=self.unreachable, probe=lambda: self.probe(record, inst))
+        if decision.unreachable_since != record.daemon_unreachable_since:
+            self.ledger.set_daemon_unreachable(inst.id, None)
+            if decision.unreachable_since is not None:
+                self.ledger.set_daemon_unreachable(inst.id, decision.unreachable_since)
+        if decision.terminate:
+            self._terminate(report, record, inst, decision.reason or "watchdog", why=decision.why)
+        elif decision.note:
+            self._act(report, inst.id, decision.note, None, decision.why)
 
     def _terminate(self, report: RunReport, record: LedgerRecord, inst: Instance, reason: str, *, why: str,
                    close: bool = True) -> None:

@@ -303,3 +303,15 @@ def test_history_reconciles_and_shows_untracked(emu, run_soong):
     assert ledger.require(other.id).adopted
     again = run_soong("adopt", other.id, "-y")
     assert again.returncode == 1 and "already tracked" in again.stderr
+
+
+def test_an_instance_the_ledger_closed_but_still_running_is_terminated_again(emu):
+    clock = FakeClock(dt.datetime.now(dt.timezone.utc))
+    context = make_context(clock)
+    ledger = Ledger.for_context(context)
+    inst = start(context, ledger, clock.now - dt.timedelta(hours=1))
+    ledger.record_termination(inst.id, reason="user", at=clock.now)  # closed, yet the provider still runs it
+    report = Watchdog(context, probe=lambda r, i: False).run_once()
+    assert [(a.action, a.reason) for a in report.actions] == [("terminated", "user")]
+    assert live_status(emu, inst.id) == "gone" and len(terminate_calls(emu)) == 1
+    assert ledger.events(instance_id=inst.id, kind="terminated") == []  # the ledger entry was already final
