@@ -47,14 +47,19 @@ class WatchdogRun(Command):
                       "(--include-untracked to watch them)\n")
         out.write(f"watchdog: checked {report.checked} instance(s), {len(report.actions)} action(s), "
                   f"{len(report.errors)} error(s)\n")
-        for error in report.errors:
-            self.warn(error)
-        if report.unconfirmed or any(a.action == "terminate-failed" for a in report.actions):
-            ids = sorted(set(report.unconfirmed) | {a.instance_id for a in report.actions if a.action == "terminate-failed"})
-            raise UnconfirmedError(f"could not confirm the termination of {', '.join(ids)}; it may still be billing",
+        failed = sorted(set(report.unconfirmed) | {a.instance_id for a in report.actions if a.action == "terminate-failed"})
+        if failed:
+            for error in report.errors:
+                self.warn(error)
+            raise UnconfirmedError(f"could not confirm the termination of {', '.join(failed)}; it may still be billing",
                                    hint="the next watchdog pass tries again; check with 'soong status'")
         if report.errors:
-            raise SoongError(f"the watchdog pass had {len(report.errors)} error(s): {report.errors[0]}")
+            for error in report.errors[1:]:
+                self.warn(error)
+            more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+            error = SoongError(f"watchdog: {report.errors[0]}{more}")
+            error.exit_code = report.error_codes[0]
+            raise error
         return 0
 
 

@@ -70,8 +70,7 @@ class DeliveryQueue:
         self.max_items = max(1, int(max_items))
 
     def _paths(self, sink: str) -> tuple[Path, Path, Path]:
-        base = self.directory / sink
-        return base.with_suffix(".jsonl"), base.with_suffix(".meta.json"), base.with_suffix(".lock")
+        return (self.directory / f"{sink}.jsonl", self.directory / f"{sink}.meta.json", self.directory / f"{sink}.lock")
 
     def _read_meta(self, sink: str) -> dict[str, Any]:
         import json
@@ -104,7 +103,12 @@ class DeliveryQueue:
         """Every sink with a queue file or counters on disk."""
         if not self.directory.is_dir():
             return []
-        names = {p.name.split(".")[0] for p in self.directory.iterdir() if p.suffix in (".jsonl", ".json")}
+        names = set()
+        for path in self.directory.iterdir():
+            for suffix in (".meta.json", ".jsonl"):
+                if path.name.endswith(suffix):
+                    names.add(path.name[: -len(suffix)])
+                    break
         return sorted(names)
 
     def push(self, sink: str, event: CostEvent, error: str) -> int:
@@ -130,7 +134,7 @@ class DeliveryQueue:
         path, _, lock = self._paths(sink)
         if not path.exists():
             return 0, 0, None
-        drain_lock = lock.with_suffix(".drain.lock")
+        drain_lock = self.directory / f"{sink}.drain.lock"
         with locked(drain_lock, blocking=False) as mine:
             if not mine:
                 return 0, self.size(sink), None

@@ -74,6 +74,13 @@ class RunReport:
     errors: list[str] = dataclasses.field(default_factory=list)
     unconfirmed: list[str] = dataclasses.field(default_factory=list)
     untracked: list[str] = dataclasses.field(default_factory=list)
+    #: the exit code of each error (as the error that caused it would have exited).
+    error_codes: list[int] = dataclasses.field(default_factory=list)
+
+    def add_error(self, message: str, exc: BaseException | None = None) -> None:
+        """Record an error and the exit code it stands for."""
+        self.errors.append(message)
+        self.error_codes.append(int(getattr(exc, "exit_code", 1) or 1))
 
     @property
     def terminated(self) -> list[str]:
@@ -255,7 +262,7 @@ class Watchdog:
         try:
             live = self.provider.list_instances()
         except Exception as exc:
-            report.errors.append(f"could not list instances: {exc}")
+            report.add_error(f"could not list instances: {exc}", exc)
             return
         rec = reconcile(self.ledger, live, now=now, provider=self.provider_name,
                         confirm_gone=provider_confirm_gone(self.provider))
@@ -275,7 +282,7 @@ class Watchdog:
                 record = adopt_instance(self.ledger, inst, now=now, lease_hours=self.context.config.get("defaults.lease_hours"),
                                         hard_limit_hours=self.context.config.get("defaults.hard_limit_hours"))
             except SoongError as exc:
-                report.errors.append(f"could not adopt {inst.id}: {exc}")
+                report.add_error(f"could not adopt {inst.id}: {exc}", exc)
                 continue
             self._act(report, inst.id, "adopted", None,
                       f"untracked instance now watched; hard limit {_iso(record.hard_limit_at)}")
@@ -288,7 +295,7 @@ class Watchdog:
             try:
                 self._decide_and_act(report, self.ledger.require(record.instance_id), inst, now)  # type: ignore[arg-type]
             except SoongError as exc:
-                report.errors.append(f"{inst.id}: {exc}")
+                report.add_error(f"{inst.id}: {exc}", exc)
         for record, inst in rec.lingering:
             self._terminate(report, record, inst, record.end_reason or "watchdog", close=False,
                             why="the ledger says it ended but the provider still lists it as running")
@@ -312,7 +319,7 @@ class Watchdog:
         try:
             after = self.provider.terminate([instance_id])
         except Exception as exc:  # never taken for success
-            report.errors.append(f"terminate {instance_id} failed: {exc}")
+            report.add_error(f"terminate {instance_id} failed: {exc}", exc)
             self._act(report, instance_id, "terminate-failed", reason, f"{why}; the provider answered: {exc}")
             return
         if not self._confirmed(instance_id, after):
@@ -354,7 +361,7 @@ class Watchdog:
         try:
             append_json_line(self.actions_path, entry.to_dict())
         except OSError as exc:
-            report.errors.append(f"could not write the action log: {exc}")
+            report.add_error(f"could not write the action log: {exc}")
 
     def _emit_terminated(self, record: LedgerRecord, *, by: str) -> None:
         from soong.core.costs import terminated_event

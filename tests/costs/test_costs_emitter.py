@@ -114,6 +114,14 @@ def test_the_queue_is_bounded_and_drops_the_oldest(tmp_path):
     assert queue.status("s").dropped == 5 and queue.status("s").queued == 10
 
 
+def test_sink_names_with_dots_get_their_own_queue(tmp_path):
+    queue = DeliveryQueue(tmp_path / "q")
+    queue.push("acme.billing", sample_event("launched", 1), "down")
+    queue.push("acme", sample_event("launched", 2), "down")
+    assert queue.sinks() == ["acme", "acme.billing"]
+    assert queue.size("acme.billing") == 1 and queue.size("acme") == 1
+
+
 def test_drain_stops_at_the_first_failure_and_keeps_order(tmp_path):
     queue = DeliveryQueue(tmp_path / "q")
     events = [sample_event("accrued", i) for i in range(5)]

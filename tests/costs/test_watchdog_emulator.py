@@ -315,3 +315,12 @@ def test_an_instance_the_ledger_closed_but_still_running_is_terminated_again(emu
     assert [(a.action, a.reason) for a in report.actions] == [("terminated", "user")]
     assert live_status(emu, inst.id) == "gone" and len(terminate_calls(emu)) == 1
     assert ledger.events(instance_id=inst.id, kind="terminated") == []  # the ledger entry was already final
+
+
+def test_the_cli_exits_unavailable_when_the_provider_is_down(emu):
+    emu.add_fault(method="GET", path="/instances", action="error", status=503)
+    proc = watchdog_cli()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 6 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("soong: error: watchdog: could not list instances")
+    assert "checked 0 instance(s), 0 action(s), 1 error(s)" in out
