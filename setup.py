@@ -18,6 +18,7 @@ CORE_COMMANDS = [
 ]
 
 PROVIDER_COMMANDS = [
+    "available = soong.commands.available:ListAvailable",
 ]
 
 TUNNEL_COMMANDS = [
@@ -40,6 +41,15 @@ LIFECYCLE_COMMANDS = [
 ]
 
 COST_COMMANDS = [
+    "history = soong.commands.history:History",
+    "cost = soong.commands.cost:CostReport",
+    "adopt = soong.commands.adopt:Adopt",
+    "sinks_status = soong.commands.sinks:SinksStatus",
+    "sinks_retry = soong.commands.sinks:SinksRetry",
+    "watchdog_run = soong.commands.watchdog:WatchdogRun",
+    "watchdog_install = soong.commands.watchdog:WatchdogInstall",
+    "watchdog_uninstall = soong.commands.watchdog:WatchdogUninstall",
+    "watchdog_status = soong.commands.watchdog:WatchdogStatus",
 ]
 
 SANDBOX_COMMANDS = [
@@ -49,13 +59,17 @@ COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS 
 
 CONSOLE_SCRIPTS = [
     "soong = soong.core.app:main",
+    "soong-lambda-emulator = soong.plugins.lambda_cloud.emulator.cli:main",
 ]
 
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.
 BUILTIN_PLUGINS = [
+    "lambda = soong.plugins.lambda_cloud",
     "sglang = soong.plugins.sglang",
     "plumbum-ssh = soong.plugins.plumbum_ssh",
     "direct = soong.plugins.direct_tunnel",
+    "ledger = soong.plugins.ledger",
+    "jsonl = soong.plugins.jsonl_sink",
 ]
 
 DAEMON = ["falcon>=4,<5", "gunicorn>=23", "pyyaml>=6", "requests>=2.31"]
@@ -70,6 +84,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["soong", "soong.*", "soong_daemon", "soong_daemon.*"]),
     include_package_data=True,
+    package_data={"soong.plugins.lambda_cloud.emulator": ["data/*.json"]},
     install_requires=[
         "pluggy>=1.3",
         "cliff>=4.4",
