@@ -92,8 +92,10 @@ class Config:
         profile: str | None = None,
         path: Path | None = None,
         warnings: list[str] | None = None,
+        base_values: Mapping[str, Any] | None = None,
     ) -> None:
         self.file_values = dict(file_values or {})
+        self.base_values = dict(base_values or {})
         self.path = path
         self.profile = profile
         self.warnings = list(warnings or [])
@@ -102,16 +104,22 @@ class Config:
         self._profile_values = self._resolve_profile(profile)
         self._env_values = self._read_env()
 
+    def _defined_profiles(self) -> dict[str, Any]:
+        defined = dict(self.base_values.get("profiles") or {})
+        defined.update(self.file_values.get("profiles") or {})
+        return defined
+
     def _resolve_profile(self, profile: str | None) -> dict[str, Any]:
         if not profile or profile == "default":
             return {}
-        defined = dict(BUILTIN_PROFILES.get(profile, {}))
-        defined.update(self.file_values.get("profiles", {}).get(profile) or {})
-        if profile not in BUILTIN_PROFILES and profile not in self.file_values.get("profiles", {}):
-            names = sorted(set(BUILTIN_PROFILES) | set(self.file_values.get("profiles", {})))
+        in_files = self._defined_profiles()
+        if profile not in BUILTIN_PROFILES and profile not in in_files and not (self.path and self.path.exists()):
+            names = sorted(set(BUILTIN_PROFILES) | set(in_files))
             raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(names) or 'none'})")
-        flat, warnings = validate_file_data(defined, where=f"profile '{profile}'")
-        self.warnings.extend(warnings)
+        flat, warnings = validate_file_data(BUILTIN_PROFILES.get(profile, {}), where=f"profile '{profile}'")
+        user, user_warnings = validate_file_data(in_files.get(profile) or {}, where=f"profile '{profile}'")
+        flat.update(user)
+        self.warnings.extend(warnings + user_warnings)
         return flat
 
     def _read_env(self) -> dict[str, Any]:
@@ -128,7 +136,7 @@ class Config:
     def get(self, path: str) -> Any:
         """The effective value of a dotted key."""
         key = KEYS_BY_PATH[path]
-        for layer in (self._flags, self._env_values, self._profile_values, self.file_values):
+        for layer in (self._flags, self._env_values, self.file_values, self._profile_values, self.base_values):
             if path in layer:
                 return copy.deepcopy(layer[path])
         return copy.deepcopy(key.default)
@@ -137,7 +145,8 @@ class Config:
 
     def source(self, path: str) -> str:
         """Where the effective value of ``path`` comes from: flag, env, profile, file or default."""
-        for name, layer in (("flag", self._flags), ("env", self._env_values), ("profile", self._profile_values), ("file", self.file_values)):
+        for name, layer in (("flag", self._flags), ("env", self._env_values), ("file", self.file_values),
+                            ("profile", self._profile_values), ("file", self.base_values)):
             if path in layer:
                 return name
         return "default"
@@ -151,7 +160,8 @@ class Config:
         """A copy with more command-line values (``{"defaults.model": ...}`` spelled ``defaults__model``)."""
         merged = dict(self._flags)
         merged.update({name.replace("__", "."): value for name, value in flags.items() if value is not None})
-        return Config(self.file_values, env=self._env, flags=merged, profile=self.profile, path=self.path, warnings=self.warnings)
+        return Config(self.file_values, env=self._env, flags=merged, profile=self.profile, path=self.path,
+                      warnings=self.warnings, base_values=self.base_values)
 
     def updated_file_values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """The file layer with ``changes`` applied and validated (None removes a key)."""
@@ -205,20 +215,35 @@ def load_config(
 ) -> Config:
     """Load the configuration of ``profile`` (default: ``$SOONG_PROFILE`` or none).
 
+    The default profile reads ``paths.config_file``. Another profile starts from the
+    default profile's file, applies the profile's overrides (built in, or under
+    ``profiles.<name>`` in that file), then its own file under
+    ``$XDG_STATE_HOME/soong/<name>/config/``, which is the one it writes.
+
     If soong's own file is missing but the legacy ``gpu-dashboard`` file exists,
     it is read (not moved) and a warning says how to migrate it.
     """
     env = os.environ if env is None else env
     profile = profile or env.get("SOONG_PROFILE") or None
+    if profile == "default":
+        profile = None
     paths = paths or Paths.from_env(env, profile)
+    base_paths = Paths.from_env(env, None) if profile else paths
+    base_values, warnings = _read_base(base_paths)
+    if not profile:
+        return Config(base_values, env=env, flags=flags, path=paths.config_file, warnings=warnings)
+    own_values, own_warnings = read_config_file(paths.config_file)
+    return Config(own_values, env=env, flags=flags, profile=profile, path=paths.config_file,
+                  warnings=warnings + own_warnings, base_values=base_values)
+
+
+def _read_base(paths: Paths) -> tuple[dict[str, Any], list[str]]:
     path = paths.config_file
-    warnings: list[str] = []
     if not path.exists() and paths.legacy_config_file is not None and paths.legacy_config_file.exists():
         values, warnings = read_config_file(paths.legacy_config_file)
         warnings.append(f"read the legacy config {paths.legacy_config_file}; run 'soong config migrate' to move it to {path}")
-        return Config(values, env=env, flags=flags, profile=profile, path=path, warnings=warnings)
-    values, warnings = read_config_file(path)
-    return Config(values, env=env, flags=flags, profile=profile, path=path, warnings=warnings)
+        return values, warnings
+    return read_config_file(path)
 
 
 def dump_yaml(document: Mapping[str, Any]) -> str:

@@ -106,10 +106,11 @@ def test_legacy_config_is_read_with_a_hint(isolated_env):
 def test_profiles_apply_between_file_and_env(isolated_env):
     paths = _paths(isolated_env)
     save_config({"profiles": {"cheap": {"defaults": {"model": "mistral-7b"}}}}, paths.config_file)
-    config = load_config(paths, env={}, profile="cheap")
+    env = {"HOME": str(isolated_env)}
+    config = load_config(env=env, profile="cheap")
     assert config.get("defaults.model") == "mistral-7b" and config.source("defaults.model") == "profile"
     with pytest.raises(ConfigError, match="unknown profile 'nope'"):
-        load_config(paths, env={}, profile="nope")
+        load_config(env=env, profile="nope")
 
 
 # --- property tests ----------------------------------------------------------------------
@@ -182,3 +183,16 @@ def test_arbitrary_text_only_raises_config_error(tmp_path_factory, text):
 def test_config_object_is_independent_of_os_environ(monkeypatch):
     monkeypatch.setenv("SOONG_DEFAULTS_MODEL", "from-os-env")
     assert Config({}, env={}).get("defaults.model") != "from-os-env"
+
+
+def test_profile_own_file_overrides_its_defaults_and_is_what_it_writes(isolated_env):
+    base = _paths(isolated_env)
+    save_config({"defaults.model": "llama-3.1-8b", "profiles": {"lab": {"ssh": {"user": "lab"}}}}, base.config_file)
+    lab_paths = Paths.from_env({"HOME": str(isolated_env)}, "lab")
+    assert lab_paths.config_file != base.config_file
+    config = load_config(lab_paths, env={"HOME": str(isolated_env)}, profile="lab")
+    assert config.get("ssh.user") == "lab" and config.get("defaults.model") == "llama-3.1-8b"
+    save_config(config.updated_file_values({"ssh.user": "mine"}), config.path)
+    again = load_config(lab_paths, env={"HOME": str(isolated_env)}, profile="lab")
+    assert again.get("ssh.user") == "mine" and again.source("ssh.user") == "file"
+    assert read_config_file(base.config_file)[0]["profiles"]["lab"] == {"ssh": {"user": "lab"}}
