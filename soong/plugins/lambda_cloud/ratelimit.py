@@ -1,6 +1,8 @@
 """A client-side rate limiter that holds across every soong process of a profile.
 
-Lambda allows about one request per second and one launch per twelve seconds.
+Lambda allows about one request per second and one launch per twelve seconds;
+soong keeps 1.1 s and 12.5 s by default, since requests reach the API with some
+jitter and an early one would be refused.
 Several soong commands (a ``start``, a ``status`` in another terminal, the
 watchdog) share one budget, so the next free slot lives in a small JSON file
 under the profile's state directory, guarded by ``fcntl.flock``. A caller takes
@@ -30,7 +32,7 @@ class RateLimiter:
     :param sleep: how to wait.
     """
 
-    def __init__(self, path: Path | None, *, general_interval: float = 1.0, launch_interval: float = 12.0,
+    def __init__(self, path: Path | None, *, general_interval: float = 1.1, launch_interval: float = 12.5,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = path
         self.general_interval = max(0.0, general_interval)
