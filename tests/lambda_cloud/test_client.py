@@ -34,7 +34,7 @@ def test_retry_then_success_with_growing_back_off(emu):
     assert client.list_instances() == []
     assert [e["status"] for e in emu.requests()] == [500, 502, 503, None, 200]
     waits = client.sleep
-    assert len(waits) == 4 and all(b > a for a, b in zip(waits, waits[1:]))
+    assert len(waits) == 4 and all(b > a for a, b in zip(waits, waits[1:], strict=False))
 
 
 def test_gives_up_after_the_attempt_limit(emu):

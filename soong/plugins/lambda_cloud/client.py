@@ -235,7 +235,7 @@ class LambdaClient:
 
         def log_retry(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            LOG.info("Lambda API %s %s failed (%s); retrying in %.1fs", method, path, exc,
+            LOG.debug("Lambda API %s %s failed (%s); retrying in %.1fs", method, path, exc,
                      state.next_action.sleep if state.next_action else 0)
 
         retrying = tenacity.Retrying(

@@ -51,6 +51,7 @@ class RateLimiter:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
+                os.fchmod(fd, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 raw = b""
                 while chunk := os.read(fd, 65536):
