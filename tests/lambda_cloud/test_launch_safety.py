@@ -58,9 +58,8 @@ def test_one_thousand_launches_with_thirty_percent_ambiguous_failures():
     with run_emulator(*args) as emu:
         emu.add_ssh_key("me")
         emu.clear_requests()
-        # client spacing = emulator period + a margin for the few ms of arrival jitter on loopback
         provider = LambdaProvider(make_context(
-            emu, SOONG_LAMBDA_REQUEST_INTERVAL_SECONDS="0.008", SOONG_LAMBDA_LAUNCH_INTERVAL_SECONDS="0.010"))
+            emu, SOONG_LAMBDA_REQUEST_INTERVAL_SECONDS="0.003", SOONG_LAMBDA_LAUNCH_INTERVAL_SECONDS="0.005"))
         launched, failed, running = [], 0, []
         for n in range(1000):
             try:

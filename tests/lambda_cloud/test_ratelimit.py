@@ -47,6 +47,17 @@ def test_reserved_slots_never_violate_the_intervals(steps):
     assert all(b - a >= 5.0 - 1e-9 for a, b in zip(launches, launches[1:], strict=False))
 
 
+def test_the_next_slot_counts_from_the_last_answer(tmp_path):
+    """A request answered late (it queued on the way) pushes the next slot: arrivals stay spaced."""
+    clock = FakeClock()
+    limiter = RateLimiter(tmp_path / "l.json", general_interval=1.0, launch_interval=12.0, clock=clock)
+    assert limiter.reserve(launch=True) == 0.0
+    clock.now += 5.0  # the answer took 5 s
+    limiter.complete(launch=True)
+    assert limiter.reserve() == 1.0
+    assert limiter.reserve(launch=True) == 12.0
+
+
 def test_damaged_or_far_future_state_is_recovered(tmp_path):
     path = tmp_path / "l.json"
     path.write_text("{not json")

@@ -191,6 +191,9 @@ class LambdaClient:
                                         timeout=self.timeout)
         except requests.RequestException as exc:
             raise _transport_error(exc, method, path) from None
+        finally:
+            if self.limiter is not None:
+                self.limiter.complete(launch=launch)
         if resp.status_code >= 400:
             raise error_from_response(resp)
         try:
