@@ -62,6 +62,10 @@ class EmulatorAdmin:
         """The user data an instance was launched with (None when it had none)."""
         return self._call("GET", f"/instances/{instance_id}/user_data")
 
+    def requests_log(self, since: int = 0) -> list[dict[str, Any]]:
+        """The emulator's log of API requests (method, path, status, instance ids...) after ``since``."""
+        return self._call("GET", f"/requests?since={since}")
+
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change emulator settings (``boot_delay``, ...)."""
         return self._call("PATCH", "/config", settings)
@@ -69,3 +73,9 @@ class EmulatorAdmin:
     def close(self) -> None:
         """Close the HTTP session."""
         self._session.close()
+
+    def __enter__(self) -> "EmulatorAdmin":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -18,6 +18,7 @@ host, which notes the reason in the sandbox ledger.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import logging
@@ -104,7 +105,7 @@ class Machine:
     def sync(self, instance: dict[str, Any]) -> None:
         """Bring the processes in line with the instance's status in the emulator (``instance``: its admin view)."""
         status = instance.get("status")
-        before = dict(self.record)
+        before = copy.deepcopy(self.record)
         self.record.update({"id": self.id, "name": instance.get("name"), "ip": instance.get("ip"), "status": status})
         if status == "active":
             self._run()
@@ -206,11 +207,8 @@ class Machine:
         now = time.monotonic()
         if now - self._last_start.get(component, -RESTART_PAUSE) < RESTART_PAUSE:
             return
-        if old is not None:  # it died: clear what is left of its process group, then start it again
+        if old is not None:  # it died: clear what is left of its process group first
             processes.stop(old, timeout=2.0, marker=self.marker)
-            restarts = self.record.setdefault("restarts", {})
-            restarts[component] = restarts.get(component, 0) + 1
-            LOG.warning("instance %s: the %s (pid %d) is not running; starting it again", self.id, component, old.pid)
         ip, port = self.address(component)  # type: ignore[misc]
         self._last_start[component] = now
         if not port_is_free(ip, port):
@@ -223,6 +221,11 @@ class Machine:
         record.save(self.files.process_record(component))
         if (self.record.get("error") or "").startswith(f"{ip}:{port} "):
             self.record["error"] = None
+        if old is not None:
+            restarts = self.record.setdefault("restarts", {})
+            restarts[component] = restarts.get(component, 0) + 1
+            LOG.warning("instance %s: the %s (pid %d) had stopped; started it again (pid %d)", self.id, component,
+                        old.pid, record.pid)
         if component == "standin":
             self._phase("sglang-loading", f"sandbox model stand-in for {self.record['model']} starting (not a real model)")
 

@@ -192,15 +192,20 @@ def marked_processes(name: str, value: str) -> list[int]:
     return found
 
 
-def kill_all(pids: list[int], sig: int = signal.SIGKILL) -> None:
-    """Send ``sig`` to each pid that still exists, and reap the ones that are our children."""
+def kill_all(pids: list[int], sig: int = signal.SIGKILL, wait: float = 2.0) -> None:
+    """Send ``sig`` to each pid that still exists and wait up to ``wait`` seconds for them to end."""
     for pid in pids:
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             continue
-    for pid in pids:
-        _reap(pid)
+    deadline = time.monotonic() + wait
+    while True:
+        for pid in pids:
+            _reap(pid)
+        if all(cmdline(pid) is None for pid in pids) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
 
 
 def reap_children() -> None:

@@ -144,8 +144,13 @@ class SandboxHandle:
 
         return ProcessRecord.load(self.sandbox.layout.instance(instance_id).process_record(component))
 
-    def wait_running(self, instance_id: str, timeout: float = 30.0, *, standin: bool = True) -> dict[str, Any]:
-        """Wait until the instance's daemon (and stand-in) answer ``/health``; return the host's record."""
+    def wait_running(self, instance_id: str, timeout: float = 30.0, *, standin: bool = True,
+                     identified: bool = True) -> dict[str, Any]:
+        """Wait until the instance's daemon (and stand-in) answer ``/health``; return the host's record.
+
+        With ``identified`` also wait until the daemon has found its own instance id
+        (it looks itself up by its launch name through the API).
+        """
         from soong.sandbox.ports import http_ok
 
         deadline = time.monotonic() + timeout
@@ -154,11 +159,31 @@ class SandboxHandle:
             phases = record.get("phases") or []
             if "daemon-up" in phases and (not standin or "sglang-ready" in phases):
                 if http_ok(self.daemon_url(instance_id) + "/health") and (
-                        not standin or http_ok(self.standin_url(instance_id) + "/health")):
+                        not standin or http_ok(self.standin_url(instance_id) + "/health")) and (
+                        not identified or self._identified(instance_id)):
                     return record
             if time.monotonic() > deadline:
-                raise TimeoutError(f"instance {instance_id} did not come up in {timeout:g}s: {record}")
+                raise TimeoutError(f"instance {instance_id} did not come up in {timeout:g}s: {record}\n"
+                                   + self.logs(instance_id))
             time.sleep(0.1)
+
+    def _identified(self, instance_id: str) -> bool:
+        try:
+            return self.daemon_status(instance_id).get("instance_id") == instance_id
+        except Exception:
+            return False
+
+    def logs(self, instance_id: str, limit: int = 2000) -> str:
+        """The ends of the instance's daemon and stand-in logs and of the host's log (for failure messages)."""
+        files = self.sandbox.layout.instance(instance_id)
+        parts = []
+        for title, path in (("daemon", files.log("daemon")), ("standin", files.log("standin")),
+                            ("host", self.sandbox.layout.log("host"))):
+            try:
+                parts.append(f"--- {title} log:\n" + path.read_text(errors="replace")[-limit:])
+            except OSError:
+                parts.append(f"--- {title} log: (none)")
+        return "\n".join(parts)
 
     # -- talking to an instance --------------------------------------------------------------------------------
     def daemon_url(self, instance_id: str) -> str:
