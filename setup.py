@@ -39,6 +39,7 @@ COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS 
 
 CONSOLE_SCRIPTS = [
     "soong = soong.core.app:main",
+    "soong-daemon = soong_daemon.cli:main",
 ]
 
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.

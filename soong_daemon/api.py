@@ -1,0 +1,106 @@
+"""The three Lambda Cloud API calls the daemon makes about its own instance.
+
+``GET /instances`` (find our id by launch name), ``GET /instances/{id}``
+(verify) and ``POST /instance-operations/terminate``. The API key is read from
+its file for every call (so a fixed key takes effect without a restart) and is
+never part of a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+from urllib.parse import quote
+
+import requests
+
+log = logging.getLogger("soong_daemon.api")
+
+TIMEOUT = (5.0, 20.0)
+GONE_STATUSES = frozenset({"terminating", "terminated"})
+NOT_FOUND_CODE = "global/object-does-not-exist"
+
+
+class ApiError(Exception):
+    """A failed API call: HTTP status (None for a network error), Lambda's error code and message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class LambdaApi:
+    """A minimal client for the instance endpoints of the Lambda Cloud API."""
+
+    def __init__(self, base_url: str, api_key: Callable[[], str], *, timeout: Any = TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        try:
+            key = self._api_key()
+        except Exception as exc:
+            raise ApiError(f"cannot read the API key: {exc}") from None
+        headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        try:
+            response = requests.request(method, self.base_url + path, json=body, headers=headers,
+                                        timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise ApiError(f"{method} {path}: network error ({exc.__class__.__name__})") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        return response.status_code, payload
+
+    @staticmethod
+    def _error(method: str, path: str, status: int, payload: Any) -> ApiError:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        detail = f"{code}: {message}" if code else "no error details"
+        return ApiError(f"{method} {path}: HTTP {status} ({str(detail)[:200]})", status=status, code=code)
+
+    def list_instances(self) -> list[dict]:
+        """All running instances of the account."""
+        status, payload = self._request("GET", "/instances")
+        if status != 200 or not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise self._error("GET", "/instances", status, payload)
+        return [item for item in payload["data"] if isinstance(item, dict)]
+
+    def get_instance(self, instance_id: str) -> dict | None:
+        """The instance, or None if the API says (with its own error body) that it does not exist."""
+        path = f"/instances/{quote(instance_id, safe='')}"
+        status, payload = self._request("GET", path)
+        if status == 200 and isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            return payload["data"]
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if status == 404 and isinstance(error, dict) and error.get("code") == NOT_FOUND_CODE:
+            return None
+        raise self._error("GET", path, status, payload)
+
+    def terminate(self, instance_id: str) -> list[dict]:
+        """Ask the API to terminate the instance; return the instances it reports."""
+        path = "/instance-operations/terminate"
+        status, payload = self._request("POST", path, {"instance_ids": [instance_id]})
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if status == 200 and isinstance(data, dict) and isinstance(data.get("terminated_instances"), list):
+            return data["terminated_instances"]
+        raise self._error("POST", path, status, payload)
+
+    def find_instance_id(self, name: str) -> str | None:
+        """The id of the one instance called ``name``; None if there is none; ApiError if several."""
+        matches = [item.get("id") for item in self.list_instances() if item.get("name") == name and item.get("id")]
+        if len(matches) > 1:
+            raise ApiError(f"{len(matches)} instances are called {name!r}; refusing to guess which one is this machine")
+        return matches[0] if matches else None
+
+    def is_gone(self, instance_id: str) -> tuple[bool, str]:
+        """Whether the instance is terminating or terminated (or no longer exists), and its status."""
+        instance = self.get_instance(instance_id)
+        if instance is None:
+            return True, "not found"
+        status = str(instance.get("status", "unknown"))
+        return status in GONE_STATUSES, status
