@@ -40,6 +40,7 @@ COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS 
 CONSOLE_SCRIPTS = [
     "soong = soong.core.app:main",
     "soong-daemon = soong_daemon.cli:main",
+    "soong-lambda-emulator = soong.plugins.lambda_cloud.emulator.cli:main",
 ]
 
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.
@@ -59,6 +60,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["soong", "soong.*", "soong_daemon", "soong_daemon.*"]),
     include_package_data=True,
+    package_data={"soong.plugins.lambda_cloud.emulator": ["data/*.json"]},
     install_requires=[
         "pluggy>=1.3",
         "cliff>=4.4",
