@@ -84,6 +84,7 @@ class Terminator:
         self.stop = stop or threading.Event()
         self._sleep = sleep or self.stop.wait
         self._monotonic = monotonic
+        self._retry_after: float | None = None
 
     def attempt(self, instance_id: str) -> tuple[bool, str, str | None]:
         """One terminate request plus verification: (gone, instance status, error or None)."""
@@ -92,9 +93,11 @@ class Terminator:
             self.api.terminate(instance_id)
         except ApiError as exc:
             error = str(exc)  # maybe already gone: the verification decides
+            self._retry_after = exc.retry_after
         try:
             gone, status = self.api.is_gone(instance_id)
         except ApiError as exc:
+            self._retry_after = max(self._retry_after or 0.0, exc.retry_after or 0.0) or None
             return False, "unknown", error or str(exc)
         if gone:
             return True, status, None
@@ -112,10 +115,12 @@ class Terminator:
         power_off_tried = False
         while not self.stop.is_set():
             result.attempts += 1
+            self._retry_after = None
             try:
                 instance_id = resolve_id()
             except ApiError as exc:
                 instance_id, result.last_error = None, f"cannot find this instance's id: {exc}"
+                self._retry_after = exc.retry_after
             if instance_id is None and result.last_error is None:
                 result.last_error = "this instance's id is not known yet"
             if instance_id is not None:
@@ -138,7 +143,7 @@ class Terminator:
                 power_off_tried = True
                 result.powered_off = self.power_off()
                 progress(result)
-            self._sleep(self.backoff.delay(result.attempts))
+            self._sleep(max(self.backoff.delay(result.attempts), self._retry_after or 0.0))
         result.outcome = "interrupted"
         log.critical("termination interrupted after %d attempt(s) because the daemon is stopping; the instance "
                      "may still be billing (last error: %s)", result.attempts, result.last_error)
