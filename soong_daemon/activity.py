@@ -86,10 +86,16 @@ def fetch_metrics(url: str, timeout: float = HTTP_TIMEOUT) -> list[prometheus.Sa
 
 
 class _CounterWatch:
-    """Remembers counter values between polls and says which rose (a reset counts as a rise if above 0)."""
+    """Remembers counter values between polls and says which rose.
+
+    The first page read is only a baseline. After it, a counter that appears
+    (counters are often created at their first event) or restarts from zero
+    counts as risen if it is above zero.
+    """
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
+        self._baseline_taken = False
 
     def risen(self, values: Mapping[str, float | None]) -> list[str]:
         risen = []
@@ -97,9 +103,13 @@ class _CounterWatch:
             if value is None:
                 continue
             previous = self._last.get(name)
-            if previous is not None and (value > previous or (value < previous and value > 0)):
+            if previous is None:
+                if self._baseline_taken and value > 0:
+                    risen.append(name)
+            elif value > previous or (value < previous and value > 0):
                 risen.append(name)
             self._last[name] = value
+        self._baseline_taken = True
         return risen
 
 

@@ -84,7 +84,7 @@ def _parse_value(token: str, lineno: int) -> float:
 def parse(text: str) -> list[Sample]:
     """All samples in ``text``; comments and blank lines are skipped; ParseError on a bad line."""
     samples = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

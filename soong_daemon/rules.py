@@ -81,8 +81,13 @@ def evaluate(now: float, limits: Limits) -> Verdict:
         LEASE_EXPIRED: limits.lease_end,
         IDLE: limits.idle_since + limits.idle_timeout,
     }
+    due = {
+        HARD_LIMIT: now >= limits.hard_limit_at,
+        LEASE_EXPIRED: now >= limits.lease_end,
+        IDLE: idle_seconds >= limits.idle_timeout,
+    }
     for reason in REASONS:
-        if now >= deadlines[reason]:
+        if due[reason]:
             return Verdict(True, reason, deadlines[reason], reason, idle_seconds)
     next_reason = min(REASONS, key=lambda r: (deadlines[r], REASONS.index(r)))
     return Verdict(False, None, deadlines[next_reason], next_reason, idle_seconds)
