@@ -157,3 +157,32 @@ def make_app(make_config, clock):
                           notifier=QuietNotifier(), gpu_probe=lambda: None)
 
     return make
+
+
+def launch_instance(emulator, name: str = "soong-test-1") -> str:
+    """Launch one instance through the emulator's real API; return its id."""
+    if not any(key["name"] == "daemon-test" for key in emulator.api("GET", "/ssh-keys").json()["data"]):
+        emulator.add_ssh_key("daemon-test")
+    types = emulator.api("GET", "/instance-types").json()["data"]
+    type_name, info = next((k, v) for k, v in sorted(types.items()) if v["regions_with_capacity_available"])
+    response = emulator.api("POST", "/instance-operations/launch", {
+        "region_name": info["regions_with_capacity_available"][0]["name"], "instance_type_name": type_name,
+        "ssh_key_names": ["daemon-test"], "name": name})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["instance_ids"][0]
+
+
+def instance_status(emulator, instance_id: str) -> str:
+    """The emulator's own view of an instance (gone ones included)."""
+    return next(i for i in emulator.instances() if i["id"] == instance_id)["status"]
+
+
+@pytest.fixture
+def emulator():
+    """The Lambda API emulator served from a thread, without rate limits or boot delay."""
+    from soong.plugins.lambda_cloud.emulator.config import RateLimit
+    from soong.testing.emulator import serve_in_thread
+
+    with serve_in_thread(general_limit=RateLimit.parse("off"), launch_limit=RateLimit.parse("off"),
+                         boot_delay=0, api_key=API_KEY) as handle:
+        yield handle
