@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, N8nSource, SglangSource, SshSource, poll_all
 from soong.testing.net import free_port
+from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, N8nSource, SglangSource, SshSource, poll_all
 
 
 class MetricsServer:

@@ -49,6 +49,6 @@ def test_render_then_parse_gives_the_samples_back(items):
     text = prometheus.render([(name, "gauge", "help text", [(labels, value)]) for name, labels, value in items])
     parsed = prometheus.parse(text)
     assert len(parsed) == len(items)
-    for sample, (name, labels, value) in zip(parsed, items):
+    for sample, (name, labels, value) in zip(parsed, items, strict=True):
         assert sample.name == name and dict(sample.labels) == labels
         assert (math.isnan(sample.value) and math.isnan(value)) or sample.value == value
