@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import falcon
 
+from soong_daemon import operations
 from soong_daemon.activity import ActivitySource
 from soong_daemon.bootlog import BootLog
 from soong_daemon.clock import Clock
@@ -92,7 +93,8 @@ def create_app(config: DaemonConfig, *, clock: Clock | None = None, store: State
                                               activity_sources=activity_sources, notifier=notifier, **parts)
     if token is None:
         token = read_secret(config.token_file, "token_file")
-    components.store.read()  # create the state on first start, so the lease is fixed from now on
+    with components.store.transaction() as state:  # the first start fixes the lease; a lower hard limit sticks
+        operations.tighten_hard_limit(state, config)
     app = DaemonApp(middleware=[BearerAuth(token)])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, _internal_error)

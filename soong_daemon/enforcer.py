@@ -71,6 +71,7 @@ class Enforcer:
             now = parts.clock.now()
             state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
             if not state.get("shutdown"):
+                operations.tighten_hard_limit(state, self.config)
                 operations.record_observations(state, now, observations)
                 state["gpu"] = gpu
                 verdict = rules.evaluate(now, operations.limits(state, self.config))

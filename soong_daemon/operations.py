@@ -27,6 +27,11 @@ def limits(state: State, config: DaemonConfig) -> rules.Limits:
                                    idle_timeout_minutes=config.idle_timeout_minutes)
 
 
+def tighten_hard_limit(state: State, config: DaemonConfig) -> None:
+    """Persist the hard limit the configuration gives if it is earlier than the recorded one (never later)."""
+    state["hard_limit_at"] = limits(state, config).hard_limit_at
+
+
 def record_activity(state: State, now: float, source: str) -> None:
     """Note activity from ``source`` at ``now`` (the time never moves backwards)."""
     if state.get("last_activity_at") is None or now >= state["last_activity_at"]:

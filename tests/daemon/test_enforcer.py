@@ -240,3 +240,21 @@ def test_webhook_gets_the_warning_and_its_url_is_never_logged(webhook_server, ca
     assert received == [{"event": "warning", "reason": "idle", "message": "instance x will be terminated"}]
     Notifier(f"http://127.0.0.1:{free_port()}/hooks/secret-path-77", wall=False).warn("again", {})
     assert "secret-path-77" not in caplog.text
+
+
+def test_a_lowered_hard_limit_sticks_and_wins_over_the_lease(make_config, clock):
+    def start(hard_hours):
+        return create_app(make_config(hard_limit_hours=hard_hours), clock=clock, terminator=RecordingTerminator(),
+                          activity_sources=[SettableSource(status=ACTIVE)], notifier=QuietNotifier(),
+                          gpu_probe=lambda: None)
+
+    app = start(8)
+    assert testing.TestClient(app).simulate_post("/extend", headers=AUTH, json={"hours": 3}).status_code == 200
+    launched = app.parts.store.read()["launched_at"]
+    start(5)
+    app = start(8)  # raising it again does not undo the lower limit
+    state = app.parts.store.read()
+    assert state["hard_limit_at"] == launched + 5 * HOUR < state["lease_end"]
+    clock.t = launched + 5 * HOUR
+    app.enforcer.tick()
+    assert shutdown_reason(app) == "hard_limit"
