@@ -47,5 +47,6 @@ class BootLog:
                     text = handle.read(MAX_BYTES).decode("utf-8", errors="replace")
                 self._phases, self._key = parse_boot_log(text), key
         except OSError:
-            self._phases, self._key = [], None
+            if self._key is not None:
+                self._phases, self._key = [], None
         return {"phase": self._phases[-1]["phase"] if self._phases else None, "phases": self._phases}

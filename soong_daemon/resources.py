@@ -22,7 +22,7 @@ from soong_daemon.clock import Clock, iso
 from soong_daemon.config import DaemonConfig
 from soong_daemon.prometheus import CONTENT_TYPE
 from soong_daemon.state import StateStore
-from soong_daemon.status import metrics_text, status_document
+from soong_daemon.status import StatusView, metrics_text
 
 MAX_BODY_BYTES = 4096
 
@@ -96,11 +96,11 @@ class StatusResource(_Base):
     def __init__(self, config: DaemonConfig, clock: Clock, store: StateStore, boot_log: BootLog) -> None:
         super().__init__(config, clock, store)
         self.boot_log = boot_log
+        self.view = StatusView(config)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The status document."""
-        state = self.store.read()
-        resp.text = json.dumps(status_document(state, self.config, self.clock.now(), self.boot_log.summary(), time.time()))
+        resp.data = self.view.body(self.store.read(), self.boot_log.summary(), self.clock.now(), time.time())
         resp.content_type = falcon.MEDIA_JSON
 
 

@@ -76,7 +76,7 @@ def test_status_reports_lease_limits_and_boot_phase(client, make_config, clock, 
     assert body["model"] == config.model
     assert epoch(body["lease"]["end"]) == config.launched_at_epoch + config.lease_hours * 3600
     assert epoch(body["hard_limit"]["at"]) == config.launched_at_epoch + config.hard_limit_hours * 3600
-    assert body["lease"]["seconds_left"] == pytest.approx(epoch(body["lease"]["end"]) - clock.now())
+    assert body["lease"]["seconds_left"] == pytest.approx(epoch(body["lease"]["end"]) - clock.now(), abs=1)
     assert body["idle"]["timeout_seconds"] == config.idle_timeout_minutes * 60
     assert body["boot"]["phase"] == "sglang-loading"
     assert [p["phase"] for p in body["boot"]["phases"]] == ["daemon-up", "sglang-loading"]
@@ -96,7 +96,7 @@ def test_metrics_is_prometheus_text_consistent_with_status(client, app, clock):
     assert result.headers["content-type"].startswith("text/plain")
     samples = parse(result.text)
     status = client.simulate_get("/status", headers=AUTH).json
-    assert total(samples, "soong_lease_seconds_left") == pytest.approx(status["lease"]["seconds_left"], abs=0.2)
+    assert total(samples, "soong_lease_seconds_left") == pytest.approx(status["lease"]["seconds_left"], abs=1)
     assert total(samples, "soong_idle_seconds") == pytest.approx(90)
     assert total(samples, "soong_activity_total") == 1
     assert total(samples, "soong_shutdown_decided") == 0
