@@ -121,3 +121,12 @@ def test_finding_the_instance_by_its_launch_name(emulator):
     launch_instance(emulator, "soong-unique")
     with pytest.raises(ApiError, match="refusing to guess"):
         api.find_instance_id("soong-unique")
+
+
+def test_a_sped_up_clock_never_powers_the_machine_off(make_config):
+    from soong_daemon.components import make_api, make_terminator
+
+    real = make_config(poweroff_command=["systemctl", "poweroff"])
+    sandbox = make_config(poweroff_command=["systemctl", "poweroff"], time_scale=3600)
+    assert make_terminator(real, make_api(real), threading.Event()).power_off.command == ("systemctl", "poweroff")
+    assert make_terminator(sandbox, make_api(sandbox), threading.Event()).power_off is None
