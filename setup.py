@@ -18,6 +18,7 @@ CORE_COMMANDS = [
 ]
 
 PROVIDER_COMMANDS = [
+    "available = soong.commands.available:ListAvailable",
 ]
 
 TUNNEL_COMMANDS = [
@@ -45,6 +46,7 @@ CONSOLE_SCRIPTS = [
 
 # Built-in plugins (entry-point group soong), registered exactly as third-party ones.
 BUILTIN_PLUGINS = [
+    "lambda = soong.plugins.lambda_cloud",
     "sglang = soong.plugins.sglang",
 ]
 

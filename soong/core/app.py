@@ -15,7 +15,8 @@ import sys
 from typing import Any
 
 from cliff import app as _app
-from cliff import commandmanager, help as _help
+from cliff import commandmanager
+from cliff import help as _help
 
 from soong import __version__
 from soong.core.errors import EXIT_ERROR, EXIT_USAGE, SoongError

@@ -98,6 +98,9 @@ class LaunchRequest:
     image: Mapping[str, str] | None = None
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
     firewall_ruleset_ids: tuple[str, ...] = ()
+    #: Unique launch token (None: the provider makes one). The instance is named after it,
+    #: so a launch that failed ambiguously (or a process killed mid-launch) can be found again.
+    token: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,10 +84,19 @@ class EmulatorHandle:
         return resp.text
 
     def api(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
-        """Call the emulated API with the key (``path`` relative to ``/api/v1``); return the Response."""
+        """Call the emulated API with the key (``path`` relative to ``/api/v1``); return the Response.
+
+        A 429 is waited out (``Retry-After``) and retried unless ``wait_on_429=False``.
+        """
         headers = {"Authorization": f"Bearer {self.api_key}", **kwargs.pop("headers", {})}
-        return self._session.request(method, self.url + path, json=json, headers=headers,
-                                     timeout=kwargs.pop("timeout", 30), **kwargs)
+        timeout = kwargs.pop("timeout", 30)
+        wait_on_429 = kwargs.pop("wait_on_429", True)
+        for _ in range(50):
+            resp = self._session.request(method, self.url + path, json=json, headers=headers, timeout=timeout, **kwargs)
+            if resp.status_code != 429 or not wait_on_429:
+                return resp
+            time.sleep(min(15.0, float(resp.headers.get("Retry-After") or 1)))
+        return resp
 
     # -- settings ---------------------------------------------------------------------------
     def configure(self, **settings: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from soong.plugins.lambda_cloud.emulator import errors as E
 from soong.plugins.lambda_cloud.emulator import validation as V
 from soong.plugins.lambda_cloud.emulator.clock import EmulatorClock
 from soong.plugins.lambda_cloud.emulator.config import EmulatorConfig
+from soong.plugins.lambda_cloud.emulator.firewall import Firewall, check_rules
 from soong.plugins.lambda_cloud.emulator.seed import REGIONS, load_seed, region_json
 
 LIVE = ("booting", "active", "unhealthy", "terminating")
@@ -97,7 +98,7 @@ class EmulatorState:
             self.instances: dict[str, _Instance] = {}
             self.ssh_keys: dict[str, dict[str, Any]] = {}
             self.file_systems: dict[str, dict[str, Any]] = {}
-            self.firewall_rulesets: dict[str, dict[str, Any]] = {}
+            self.firewall = Firewall(self._new_id, self._iso)
             self.audit: list[dict[str, Any]] = []
             self._ip_next = int(ipaddress.IPv4Address(self.config.ip_base))
             self._launches = 0
@@ -114,11 +115,7 @@ class EmulatorState:
             for fs in seed.get("file_systems", []):
                 self._store_file_system(fs["name"], fs["region"], fs.get("id"))
             for rs in seed.get("firewall_rulesets", []):
-                rid = rs.get("id") or self._new_id()
-                self.firewall_rulesets[rid] = {
-                    "id": rid, "name": rs["name"], "region": region_json(rs["region"]), "rules": rs.get("rules", []),
-                    "created": self._iso(), "instance_ids": [],
-                }
+                self.firewall.add(rs["name"], rs["region"], check_rules(rs.get("rules", [])), rs.get("id"))
 
     def _new_id(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
@@ -291,7 +288,7 @@ class EmulatorState:
                 raise E.launch_resource_not_found(f"Image {image} does not exist in {region}.",
                                                   "List images with GET /images.")
             for rid in rulesets:
-                ruleset = self.firewall_rulesets.get(rid)
+                ruleset = self.firewall.rulesets.get(rid)
                 if ruleset is None:
                     raise E.launch_resource_not_found(f"Firewall ruleset '{rid}' does not exist.",
                                                       "List rulesets with GET /firewall-rulesets.")
@@ -317,7 +314,7 @@ class EmulatorState:
             )
             self.instances[inst.id] = inst
             for rid in rulesets:
-                self.firewall_rulesets[rid]["instance_ids"].append(inst.id)
+                self.firewall.rulesets[rid]["instance_ids"].append(inst.id)
             self._launches += 1
             self._audit("instance", "launch", [inst.id], {"instance_type": type_name, "region": region})
             return [inst.id]
@@ -492,7 +489,16 @@ class EmulatorState:
     def list_firewall_rulesets(self) -> list[dict[str, Any]]:
         """GET /firewall-rulesets."""
         with self.lock:
-            return [dict(r, instance_ids=list(r["instance_ids"])) for r in self.firewall_rulesets.values()]
+            return [self.firewall.get(rid) for rid in self.firewall.rulesets]
+
+    def firewall_call(self, operation: str, *args: Any) -> Any:
+        """Run a :class:`~.firewall.Firewall` operation under the state lock."""
+        with self.lock:
+            if operation == "delete":
+                now = self.clock.now()
+                live = {i.id for i in self.instances.values() if i.status(now) in LIVE}
+                return self.firewall.delete(args[0], live)
+            return getattr(self.firewall, operation)(*args)
 
     def audit_events(self, start: str | None = None, end: str | None = None,
                      resource_type: str | None = None) -> dict[str, Any]:
@@ -567,7 +573,8 @@ def _generate_key_pair(comment: str) -> tuple[str, str]:
                                    "Pass a public_key to upload an existing key.")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "key")
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment[:64], "-f", path],
+        safe = "".join(c for c in comment if c.isascii() and c.isprintable())[:64] or "key"
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", safe, "-f", path],
                        check=True, capture_output=True)
-        with open(path, encoding="ascii") as priv, open(path + ".pub", encoding="ascii") as pub:
+        with open(path, encoding="utf-8") as priv, open(path + ".pub", encoding="utf-8") as pub:
             return priv.read(), pub.read().strip()
