@@ -113,13 +113,10 @@ class _CounterWatch:
         return risen
 
 
-class SglangSource:
-    """SGLang's Prometheus metrics: running/queued requests and rising token counters."""
+class MetricsPageSource:
+    """A source that reads a Prometheus page and decides from it (subclasses define ``interpret``)."""
 
-    name = "sglang"
-    RUNNING = "sglang:num_running_reqs"
-    QUEUED = "sglang:num_queue_reqs"
-    COUNTERS = ("sglang:prompt_tokens_total", "sglang:generation_tokens_total", "sglang:num_requests_total")
+    name = "metrics"
 
     def __init__(self, url: str, timeout: float = HTTP_TIMEOUT) -> None:
         self.url = url
@@ -127,12 +124,25 @@ class SglangSource:
         self._counters = _CounterWatch()
 
     def poll(self) -> Observation:
-        """Read SGLang's metrics once."""
+        """Read the page once; an unreachable or unparsable page is unknown."""
         try:
             samples = fetch_metrics(self.url, self.timeout)
         except (requests.RequestException, OSError, ValueError) as exc:
             return Observation(self.name, UNKNOWN, f"metrics not readable ({_short(exc)})")
         return self.interpret(samples)
+
+    def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
+        """Decide from one parsed page."""
+        raise NotImplementedError
+
+
+class SglangSource(MetricsPageSource):
+    """SGLang's Prometheus metrics: running/queued requests and rising token counters."""
+
+    name = "sglang"
+    RUNNING = "sglang:num_running_reqs"
+    QUEUED = "sglang:num_queue_reqs"
+    COUNTERS = ("sglang:prompt_tokens_total", "sglang:generation_tokens_total", "sglang:num_requests_total")
 
     def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
         """Decide from one parsed metrics page."""
@@ -149,7 +159,7 @@ class SglangSource:
         return Observation(self.name, IDLE, "no running or queued requests")
 
 
-class N8nSource:
+class N8nSource(MetricsPageSource):
     """n8n's Prometheus metrics: running workflow executions, finished ones, and API/UI use."""
 
     name = "n8n"
@@ -160,18 +170,8 @@ class N8nSource:
     LAST_ACTIVITY = "n8n_last_activity"
 
     def __init__(self, url: str, timeout: float = HTTP_TIMEOUT) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._counters = _CounterWatch()
+        super().__init__(url, timeout)
         self._last_request: str | None = None
-
-    def poll(self) -> Observation:
-        """Read n8n's metrics once."""
-        try:
-            samples = fetch_metrics(self.url, self.timeout)
-        except (requests.RequestException, OSError, ValueError) as exc:
-            return Observation(self.name, UNKNOWN, f"metrics not readable ({_short(exc)})")
-        return self.interpret(samples)
 
     def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
         """Decide from one parsed metrics page (counters appear only after n8n's first event)."""
