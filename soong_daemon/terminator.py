@@ -121,19 +121,19 @@ class Terminator:
             except ApiError as exc:
                 instance_id, result.last_error = None, f"cannot find this instance's id: {exc}"
                 self._retry_after = exc.retry_after
-            if instance_id is None and result.last_error is None:
-                result.last_error = "this instance's id is not known yet"
-            if instance_id is not None:
+            else:
+                result.last_error = None if instance_id else "this instance's id is not known yet"
+            if instance_id:
                 gone, result.instance_status, result.last_error = self.attempt(instance_id)
                 if gone:
                     result.outcome = "verified"
                     log.warning("instance %s is %s: termination confirmed by the API after %d attempt(s)",
                                 instance_id, result.instance_status, result.attempts)
-                    progress(result)
+                    _report(progress, result)
                     return result
             log.error("terminate attempt %d failed: %s; the instance is still billing, retrying",
                       result.attempts, result.last_error)
-            progress(result)
+            _report(progress, result)
             failing_for = self._monotonic() - started
             if (not power_off_tried and self.power_off is not None and self.poweroff_after > 0
                     and failing_for >= self.poweroff_after):
@@ -142,10 +142,18 @@ class Terminator:
                              "(soong stop / the Lambda dashboard).", result.attempts, failing_for)
                 power_off_tried = True
                 result.powered_off = self.power_off()
-                progress(result)
+                _report(progress, result)
             self._sleep(max(self.backoff.delay(result.attempts), self._retry_after or 0.0))
         result.outcome = "interrupted"
         log.critical("termination interrupted after %d attempt(s) because the daemon is stopping; the instance "
                      "may still be billing (last error: %s)", result.attempts, result.last_error)
-        progress(result)
+        _report(progress, result)
         return result
+
+
+def _report(progress: Callable[[TerminationResult], None], result: TerminationResult) -> None:
+    """Tell ``progress``; a failure there (say, a full disk) must never stop the termination."""
+    try:
+        progress(result)
+    except Exception:
+        log.exception("could not record the termination progress; carrying on")

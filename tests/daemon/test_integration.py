@@ -211,3 +211,20 @@ def test_bad_config_stops_start_up_with_one_line(tmp_path, emulator):
     result = subprocess.run([str(VENV_BIN / "soong-daemon"), "--config", str(daemon.config_path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "config key 'token_file'" in result.stderr and TOKEN not in result.stderr
+
+
+def test_two_daemons_on_one_machine_do_not_collide(tmp_path, emulator, daemons):
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    ctl = second_dir / "gunicorn.ctl"
+    first = Daemon(first_dir, provider_api_url=emulator.url, instance_id="inst-a")
+    second = Daemon(second_dir, provider_api_url=emulator.url, instance_id="inst-b", control_socket=str(ctl))
+    daemons.extend([first, second])
+    first.start()
+    second.start()
+    assert first.wait_for(lambda s: s["enforcer"]["running"])["instance_id"] == "inst-a"
+    assert second.wait_for(lambda s: s["enforcer"]["running"])["instance_id"] == "inst-b"
+    assert ctl.is_socket()
+    assert not (Path(os.environ["HOME"]) / ".gunicorn").exists()
+    assert len(enforcer_pids(first.config_path)) == 1 and len(enforcer_pids(second.config_path)) == 1
