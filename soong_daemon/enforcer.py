@@ -223,7 +223,7 @@ def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
     """Stop when the gunicorn master goes away (PR_SET_PDEATHSIG plus a ppid watch)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:
         stop.set()
         return

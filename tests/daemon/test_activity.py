@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -117,7 +119,8 @@ def fake_sshd_session():
 
     def start(title: str, with_child: bool) -> subprocess.Popen:
         script = "sleep 30 & wait" if with_child else "read -t 30 _"
-        proc = subprocess.Popen(["bash", "-c", f'exec -a "{title}" bash -c "{script}"'], stdin=subprocess.PIPE)
+        proc = subprocess.Popen(["bash", "-c", f'exec -a "{title}" bash -c "{script}"'], stdin=subprocess.PIPE,
+                                start_new_session=True)
         started.append(proc)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -132,8 +135,7 @@ def fake_sshd_session():
 
     yield start
     for proc in started:
-        subprocess.run(["pkill", "-P", str(proc.pid)], check=False)
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
