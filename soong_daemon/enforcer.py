@@ -51,6 +51,7 @@ class Enforcer:
     def __init__(self, parts: Components) -> None:
         self.parts = parts
         self.config = parts.config
+        self._reported_unknown: set[str] = set()
 
     # ------------------------------------------------------------ one check
 
@@ -67,12 +68,14 @@ class Enforcer:
         gpu = None if decided_before else parts.gpu_probe()
         warning = None
         verdict = None
+        stuck: list[str] = []
         with parts.store.transaction() as state:
             now = parts.clock.now()
             state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
             if not state.get("shutdown"):
                 operations.tighten_hard_limit(state, self.config)
                 operations.record_observations(state, now, observations)
+                stuck = operations.long_unknown_sources(state, now, self.config.idle_timeout_minutes * 60)
                 state["gpu"] = gpu
                 verdict = rules.evaluate(now, operations.limits(state, self.config))
                 if verdict.shutdown:
@@ -84,6 +87,10 @@ class Enforcer:
             instance_id = state.get("instance_id")
         if warning is not None:
             self._warn(warning, now, instance_id)
+        for name in set(stuck) - self._reported_unknown:
+            log.warning("activity source %s has been unreadable for longer than the idle timeout; until it can be "
+                        "read the idle shutdown is held (the lease and the hard limit still apply)", name)
+        self._reported_unknown = set(stuck)
         if shutdown and termination.get("outcome") != "verified":
             self._carry_out(shutdown, instance_id)
         return None if decided_before else verdict

@@ -43,15 +43,24 @@ def record_activity(state: State, now: float, source: str) -> None:
 
 def record_observations(state: State, now: float, observations: Iterable[Observation]) -> None:
     """Store what the polled sources said; active ones count as activity, unknown ones hold the idle timer."""
+    previous = state.get("sources", {})
     sources = {}
     for obs in observations:
         sources[obs.source] = {"status": obs.status, "detail": obs.detail, "checked_at": now}
         if obs.status == ACTIVE:
             record_activity(state, now, obs.source)
         elif obs.status == UNKNOWN:
+            before = previous.get(obs.source, {})
+            sources[obs.source]["unknown_since"] = before.get("unknown_since", now) if before.get("status") == UNKNOWN else now
             if state.get("last_unknown_at") is None or now >= state["last_unknown_at"]:
                 state["last_unknown_at"] = now
     state["sources"] = sources
+
+
+def long_unknown_sources(state: State, now: float, limit: float) -> list[str]:
+    """Sources that have been unreadable for more than ``limit`` seconds (they keep the idle timer held)."""
+    return sorted(name for name, s in state.get("sources", {}).items()
+                  if s.get("status") == UNKNOWN and now - s.get("unknown_since", now) > limit)
 
 
 def grant_extension(state: State, now: float, hours: float, config: DaemonConfig) -> float:

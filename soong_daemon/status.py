@@ -71,7 +71,8 @@ def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dic
         },
         "last_activity": {"at": _iso_or_none(state.get("last_activity_at")), "source": state.get("last_activity_source")},
         "activity_counts": dict(state.get("activity_counts", {})),
-        "sources": {name: {"status": s["status"], "detail": s["detail"], "checked_at": iso(s["checked_at"])}
+        "sources": {name: {"status": s["status"], "detail": s["detail"], "checked_at": iso(s["checked_at"]),
+                           "unknown_since": _iso_or_none(s.get("unknown_since"))}
                     for name, s in state.get("sources", {}).items()},
         "next_shutdown": None,
         "shutdown": None if not shutdown else {

@@ -258,3 +258,21 @@ def test_a_lowered_hard_limit_sticks_and_wins_over_the_lease(make_config, clock)
     clock.t = launched + 5 * HOUR
     app.enforcer.tick()
     assert shutdown_reason(app) == "hard_limit"
+
+
+def test_a_source_unreadable_for_long_is_reported_once(make_app, clock, caplog):
+    app = make_app()
+    source = app.parts.activity_sources[0]
+    source.status = UNKNOWN
+    app.enforcer.tick()
+    first_unknown = app.parts.store.read()["sources"]["probe"]["unknown_since"]
+    for _ in range(4):
+        clock.advance(10 * 60)
+        app.enforcer.tick()
+    assert app.parts.store.read()["sources"]["probe"]["unknown_since"] == first_unknown
+    assert caplog.text.count("activity source probe has been unreadable") == 1
+    body = testing.TestClient(app).simulate_get("/status", headers=AUTH).json
+    assert body["sources"]["probe"]["unknown_since"] is not None
+    source.status = IDLE
+    app.enforcer.tick()
+    assert "unknown_since" not in app.parts.store.read()["sources"]["probe"]
