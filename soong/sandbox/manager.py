@@ -154,41 +154,49 @@ class Sandbox:
         from soong.sandbox.profile import overriding_env, store_secrets, write_profile
 
         with self._locked():
-            cleaned: list[str] = []
-            started: list[str] = []
-            kept: list[str] = []
-            creds = self.credentials()
-            emulator_ok = False
-            if self.alive("emulator") and creds.get("base_url"):
-                with contextlib.closing(EmulatorAdmin(creds["base_url"], creds.get("admin_token"))) as admin:
-                    emulator_ok = admin.healthy()
-            if emulator_ok:
-                with contextlib.closing(self.admin()) as admin:
-                    admin.configure(boot_delay=boot_delay)
-                kept.append("emulator")
-            else:
-                cleaned += self._clean_up()
-                creds = self._start_emulator(boot_delay)
-                store_secrets(self.env, creds["api_key"])
-                started.append("emulator")
-            api_url = creds["base_url"] + "/api/v1"
-            write_json(self.layout.settings, {"time_scale": float(time_scale), "boot_delay": float(boot_delay),
-                                              "api_url": api_url, "ip_base": creds.get("ip_base")})
-            ssh_key = self.layout.ssh_key if self.layout.ssh_key.exists() else None
-            config_path = write_profile(self.env, api_url=api_url, ssh_key_path=ssh_key)
-            if emulator_ok and self.alive("host"):
-                kept.append("host")
-            else:
-                host = self.record("host")
-                if host is not None:
-                    processes.stop(host, marker=self.marker)
-                    cleaned.append("host")
-                self._start_host()
-                started.append("host")
-            warnings = [f"${name} is set and overrides the sandbox profile's setting; unset it when using "
-                        "--profile sandbox" for name in overriding_env(self.env)]
-            return UpReport(creds["base_url"], api_url, config_path, float(time_scale), float(boot_delay),
-                            started=started, kept=kept, cleaned=cleaned, warnings=warnings)
+            report = UpReport("", "", Path(), float(time_scale), float(boot_delay))
+            try:
+                self._up(report, store_secrets, write_profile)
+            except BaseException:
+                if "emulator" in report.started:  # leave no half-started sandbox behind
+                    self._clean_up()
+                    self.layout.settings.unlink(missing_ok=True)
+                raise
+            report.warnings = [f"${name} is set and overrides the sandbox profile's setting; unset it when using "
+                               "--profile sandbox" for name in overriding_env(self.env)]
+            return report
+
+    def _up(self, report: UpReport, store_secrets: Any, write_profile: Any) -> None:
+        creds = self.credentials()
+        emulator_ok = False
+        if self.alive("emulator") and creds.get("base_url"):
+            with contextlib.closing(EmulatorAdmin(creds["base_url"], creds.get("admin_token"))) as admin:
+                emulator_ok = admin.healthy()
+        if emulator_ok:
+            with contextlib.closing(self.admin()) as admin:
+                admin.configure(boot_delay=report.boot_delay)
+            report.kept.append("emulator")
+        else:
+            report.cleaned += self._clean_up()
+            report.started.append("emulator")
+            creds = self._start_emulator(report.boot_delay)
+        report.emulator_url = creds["base_url"]
+        report.api_url = creds["base_url"] + "/api/v1"
+        write_json(self.layout.settings, {"time_scale": report.time_scale, "boot_delay": report.boot_delay,
+                                          "api_url": report.api_url, "ip_base": creds.get("ip_base")})
+        ssh_key = self.layout.ssh_key if self.layout.ssh_key.exists() else None
+        report.profile_config = write_profile(self.env, api_url=report.api_url, ssh_key_path=ssh_key)
+        if not emulator_ok:  # after the profile is written: it decides where secrets are kept
+            store_secrets(self.env, creds["api_key"])
+        if emulator_ok and self.alive("host"):
+            report.kept.append("host")
+        else:
+            host = self.record("host")
+            if host is not None:
+                processes.stop(host, marker=self.marker)
+                report.cleaned.append("host")
+            report.started.append("host")
+            self._start_host()
 
     def _start_emulator(self, boot_delay: float) -> dict[str, Any]:
         """Start a freshly seeded emulator; return (and store, 0600) its credentials."""
