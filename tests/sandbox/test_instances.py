@@ -177,3 +177,20 @@ def test_dead_stand_in_is_started_again(sandbox_factory, component):
           what="the stand-in starting again")
     sb.wait_running(inst.id)
     assert sb.chat(inst.id, "again")["choices"]
+
+
+def test_restarted_instance_reboots_its_processes_and_keeps_its_lease(sandbox_factory):
+    sb = sandbox_factory()
+    inst = sb.launch()
+    sb.wait_running(inst.id)
+    assert sb.daemon(inst.id, "POST", "/extend", {"hours": 0.5}).status_code == 200
+    lease = sb.daemon_status(inst.id)["lease"]
+    old = [sb.process(inst.id, c).pid for c in ("daemon", "standin")]
+    sb.provider.restart([inst.id])
+    sb.wait_instance(inst.id, ("booting",))
+    _wait(lambda: all(_gone(p) for p in old), what="the processes stopping as on a reboot")
+    sb.wait_instance(inst.id, ("active",))
+    sb.wait_running(inst.id)
+    after = sb.daemon_status(inst.id)["lease"]
+    assert (after["end"], after["extensions"]) == (lease["end"], lease["extensions"]) and after["granted_hours"] == 0.5
+    assert [sb.process(inst.id, c).pid for c in ("daemon", "standin")] != old
