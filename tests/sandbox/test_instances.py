@@ -194,3 +194,32 @@ def test_restarted_instance_reboots_its_processes_and_keeps_its_lease(sandbox_fa
     after = sb.daemon_status(inst.id)["lease"]
     assert (after["end"], after["extensions"]) == (lease["end"], lease["extensions"]) and after["granted_hours"] == 0.5
     assert [sb.process(inst.id, c).pid for c in ("daemon", "standin")] != old
+
+
+def test_a_new_host_adopts_running_instances(sandbox_factory):
+    sb = sandbox_factory()
+    inst = sb.launch()
+    sb.wait_running(inst.id)
+    pids = [sb.process(inst.id, c).pid for c in ("daemon", "standin")]
+    host = sb.sandbox.record("host").pid
+    os.killpg(host, signal.SIGKILL)
+    _wait(lambda: _gone(host), what="the host dying")
+    report = sb.sandbox.up(boot_delay=0)
+    assert report.kept == ["emulator"] and report.started == ["host"]
+    time.sleep(0.5)  # a few passes of the new host
+    assert [sb.process(inst.id, c).pid for c in ("daemon", "standin")] == pids
+    assert sb.machine_record(inst.id).get("restarts") == {}
+    sb.terminate(inst.id)
+    _wait(lambda: all(_gone(p) for p in pids), what="the new host stopping the instance's processes")
+
+
+def test_host_stops_every_instance_when_the_emulator_is_gone(sandbox_factory):
+    sb = sandbox_factory()
+    inst = sb.launch()
+    sb.wait_running(inst.id)
+    members = [m for c in ("daemon", "standin") for m in processes.group_members(sb.process(inst.id, c).pid)]
+    host = sb.sandbox.record("host").pid
+    os.killpg(sb.sandbox.record("emulator").pid, signal.SIGKILL)
+    _wait(lambda: _gone(host) and all(_gone(p) for p in members), what="the host stopping everything and exiting")
+    assert sb.machine_record(inst.id)["ended"] is True
+    assert sb.sandbox.leftover_processes() == []
