@@ -410,16 +410,16 @@ class Sandbox:
             parts.append(f"error: {record['error']}")
         parts += record.get("notes") or []
         note = "; ".join(parts)
-        rows = []
-        for component in COMPONENTS:
-            proc = processes.ProcessRecord.load(files.process_record(component))
-            if proc is None:
-                continue
-            text = note if component == "daemon" else f"serves {record.get('model')} (stand-in)"
-            rows.append(ComponentStatus(component, instance_id, proc.pid, proc.extra.get("address"),
-                                        processes.is_running(proc), text))
-        if not rows:
-            rows.append(ComponentStatus("instance", instance_id, None, record.get("ip"), False, note))
+        daemon = processes.ProcessRecord.load(files.process_record("daemon"))
+        if daemon is None:
+            rows = [ComponentStatus("instance", instance_id, None, record.get("ip"), False, note)]
+        else:
+            rows = [ComponentStatus("daemon", instance_id, daemon.pid, daemon.extra.get("address"),
+                                    processes.is_running(daemon), note)]
+        standin = processes.ProcessRecord.load(files.process_record("standin"))
+        if standin is not None:
+            rows.append(ComponentStatus("standin", instance_id, standin.pid, standin.extra.get("address"),
+                                        processes.is_running(standin), f"serves {record.get('model')} (stand-in)"))
         return rows
 
 

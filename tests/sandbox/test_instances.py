@@ -122,8 +122,9 @@ def test_taken_address_is_named_and_the_instance_starts_once_it_is_free(sandbox_
         inst = sb.launch()
         record = _wait(lambda: (r := sb.machine_record(inst.id)).get("error") and r, what="the error")
         assert record["error"].startswith(f"{ip}:8080 is already in use by another program")
-        rows = [r for r in sb.sandbox.status() if r.instance == inst.id and r.component == "daemon"]
-        assert not rows or f"{ip}:8080" in rows[0].note
+        row = next(r for r in sb.sandbox.status() if r.instance == inst.id)
+        assert (row.component, row.alive) == ("instance", False)
+        assert f"error: {ip}:8080 is already in use by another program" in row.note
     finally:
         blocker.close()
     sb.wait_running(inst.id)
