@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from soong.core.atomic import write_private
 from soong.sandbox import processes
+from soong.sandbox.errors import PortInUseError
 from soong.sandbox.instance_setup import plan_instance
 from soong.sandbox.layout import InstanceFiles, read_json, write_json
-from soong.sandbox.ports import http_ok, port_is_free, require_loopback
+from soong.sandbox.ports import ensure_free, http_ok, require_loopback
 
 if TYPE_CHECKING:
     from soong.sandbox.admin_client import EmulatorAdmin
@@ -211,9 +212,10 @@ class Machine:
             processes.stop(old, timeout=2.0, marker=self.marker)
         ip, port = self.address(component)  # type: ignore[misc]
         self._last_start[component] = now
-        if not port_is_free(ip, port):
-            self._fail(f"{ip}:{port} is already in use by another program; cannot start the {component} "
-                       f"of instance {self.id}")
+        try:
+            ensure_free(ip, port, f"the {component} of instance {self.id}")
+        except PortInUseError as exc:
+            self._fail(str(exc))
             return
         record = processes.spawn(component, self._argv(component), log=self.files.log(component), env=self.env,
                                  port=port, cwd=self.files.root)
