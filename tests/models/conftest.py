@@ -14,7 +14,6 @@ from soong.core.plugins import PluginHost, PluginInfo
 from tests.conftest import SHARED, TEST_SECRETS
 from tests.models.sample_provider_plugin import load_instance_types
 
-
 SAMPLE_TYPES = SHARED / "lambda-cloud-api" / "instance_types.sample.json"
 HF_TOKEN = "hf_test-token-5d2c77a1"
 
