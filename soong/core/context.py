@@ -17,6 +17,25 @@ from soong.core.errors import NotFoundError
 from soong.core.paths import Paths
 
 
+#: Profiles that must never reach a real account: they ignore secrets from the
+#: environment and accept only a loopback API URL.
+LOCAL_ONLY_PROFILES = frozenset({"sandbox"})
+
+
+def _check_local_only(config: Config, profile: str) -> None:
+    from urllib.parse import urlsplit
+
+    from soong.core.errors import ConfigError
+
+    url = config.get("lambda.api_url")
+    host = urlsplit(url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        raise ConfigError(
+            f"the '{profile}' profile only talks to a local emulator, but lambda.api_url is {url} "
+            f"(from {config.source('lambda.api_url')}); unset SOONG_LAMBDA_API_URL or use another profile"
+        )
+
+
 def utcnow() -> _dt.datetime:
     """The current time, timezone-aware in UTC (the default clock)."""
     return _dt.datetime.now(_dt.timezone.utc)
@@ -50,7 +69,10 @@ class Context:
     def config(self) -> Config:
         """The resolved configuration (loaded on first use)."""
         if self._config is None:
-            self._config = load_config(self.paths, env=self.env, profile=self.profile)
+            config = load_config(self.paths, env=self.env, profile=self.profile)
+            if self.profile in LOCAL_ONLY_PROFILES:
+                _check_local_only(config, self.profile)
+            self._config = config
         return self._config
 
     def set_flags(self, **flags: Any) -> None:
@@ -63,8 +85,10 @@ class Context:
         from soong.core.secrets import SecretStore
 
         service = "soong" if not self.profile or self.profile == "default" else f"soong-{self.profile}"
+        # A local-only profile never picks up the real account's secrets from the environment.
+        env = {} if self.profile in LOCAL_ONLY_PROFILES else self.env
         return SecretStore(service=service, backend=self.config.get("secrets.backend"),
-                           file_path=self.paths.config_dir / "secrets.yaml", env=self.env)
+                           file_path=self.paths.config_dir / "secrets.yaml", env=env)
 
     @property
     def plugins(self) -> Any:
