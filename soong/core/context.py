@@ -16,7 +16,6 @@ from soong.core.config import Config, load_config
 from soong.core.errors import NotFoundError
 from soong.core.paths import Paths
 
-
 #: Profiles that must never reach a real account: they ignore secrets from the
 #: environment and accept only a loopback API URL.
 LOCAL_ONLY_PROFILES = frozenset({"sandbox"})
