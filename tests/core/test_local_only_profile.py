@@ -15,7 +15,7 @@ def test_sandbox_ignores_real_secrets_in_the_environment(isolated_env):
 def test_sandbox_refuses_a_remote_api_url(isolated_env):
     env = {"HOME": str(isolated_env), "SOONG_LAMBDA_API_URL": "https://cloud.lambda.ai/api/v1"}
     with pytest.raises(ConfigError, match="only talks to a local emulator"):
-        Context(profile="sandbox", env=env).config
+        Context(profile="sandbox", env=env).config.get("lambda.api_url")
     assert Context(profile="sandbox", env={"HOME": str(isolated_env)}).config.get("lambda.api_url").startswith("http://127.")
 
 
