@@ -1,0 +1,1 @@
+"""The scripted tour behind ``soong demo``."""
