@@ -191,6 +191,9 @@ class LambdaClient:
                                         timeout=self.timeout)
         except requests.RequestException as exc:
             raise _transport_error(exc, method, path) from None
+        finally:
+            if self.limiter is not None:
+                self.limiter.complete(launch=launch)
         if resp.status_code >= 400:
             raise error_from_response(resp)
         try:
@@ -235,7 +238,7 @@ class LambdaClient:
 
         def log_retry(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            LOG.info("Lambda API %s %s failed (%s); retrying in %.1fs", method, path, exc,
+            LOG.debug("Lambda API %s %s failed (%s); retrying in %.1fs", method, path, exc,
                      state.next_action.sleep if state.next_action else 0)
 
         retrying = tenacity.Retrying(

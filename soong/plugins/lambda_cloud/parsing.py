@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from soong.core.errors import ApiError
 from soong.core.types import FileSystem, Instance, InstanceType, Region, SshKey
@@ -51,7 +52,11 @@ _MISSING = object()
 
 def field(obj: Any, key: str, where: str, kind: type | tuple[type, ...] = str, *, required: bool = True,
           default: Any = None) -> Any:
-    """``obj[key]`` checked for type; a missing required field raises ResponseShapeError naming it."""
+    """``obj[key]`` checked for type.
+
+    A missing or wrongly typed required field raises ResponseShapeError naming its
+    path; an optional one is then treated as absent (``default``).
+    """
     if not isinstance(obj, Mapping):
         raise ResponseShapeError(f"'{where}' is not an object")
     value = obj.get(key, _MISSING)
@@ -61,6 +66,8 @@ def field(obj: Any, key: str, where: str, kind: type | tuple[type, ...] = str, *
             raise ResponseShapeError(f"field '{path}' is missing")
         return default
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if not required:  # an optional field of the wrong type is as good as absent
+            return default
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise ResponseShapeError(f"field '{path}' should be {names}, not {type(value).__name__}")
     return value

@@ -142,7 +142,7 @@ class LambdaProvider(Provider):
                 return found[0]
             if time.monotonic() >= deadline:
                 break
-            self._sleep(min(pause, max(0.0, deadline - time.monotonic())) or 0.0)
+            self._sleep(min(pause, max(0.0, deadline - time.monotonic())))
         error = E.TransientError(
             f"the launch of '{name}' failed ({cause}) and no instance with that name exists: nothing was launched",
             code=getattr(cause, "code", None) or "soong/launch-failed",

@@ -1,11 +1,15 @@
 """A client-side rate limiter that holds across every soong process of a profile.
 
-Lambda allows about one request per second and one launch per twelve seconds.
+Lambda allows about one request per second and one launch per twelve seconds;
+soong keeps 1.1 s and 12.5 s by default, since requests reach the API with some
+jitter and an early one would be refused.
 Several soong commands (a ``start``, a ``status`` in another terminal, the
 watchdog) share one budget, so the next free slot lives in a small JSON file
 under the profile's state directory, guarded by ``fcntl.flock``. A caller takes
 a slot under the lock (a reservation: the file says when the next one is free)
-and then sleeps until its slot without holding the lock.
+and then sleeps until its slot without holding the lock. Slots are spaced from
+the previous slot and from the previous answer, so a request delayed on its way
+(a slow network, a busy server) cannot make the next one arrive too early.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class RateLimiter:
     :param sleep: how to wait.
     """
 
-    def __init__(self, path: Path | None, *, general_interval: float = 1.0, launch_interval: float = 12.0,
+    def __init__(self, path: Path | None, *, general_interval: float = 1.1, launch_interval: float = 12.5,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = path
         self.general_interval = max(0.0, general_interval)
@@ -38,7 +42,7 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self._thread_lock = threading.Lock()
-        self._memory: dict = {"general": [], "launch": 0.0}
+        self._memory: dict = {"general": [], "launch": 0.0, "general_done": 0.0, "launch_done": 0.0}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
@@ -49,6 +53,7 @@ class RateLimiter:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
+                os.fchmod(fd, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 raw = b""
                 while chunk := os.read(fd, 65536):
@@ -71,11 +76,12 @@ class RateLimiter:
         with self._locked() as state:
             now = self.clock()
             slots = sorted(t for t in state["general"] if now - self.general_interval < t <= now + _MAX_AHEAD)
-            earliest = now
+            earliest = max(now, min(state["general_done"], now + _MAX_AHEAD) + self.general_interval)
             if launch:
                 if state["launch"] > now + _MAX_AHEAD:
                     state["launch"] = now
-                earliest = max(now, state["launch"])
+                earliest = max(earliest, state["launch"],
+                               min(state["launch_done"], now + _MAX_AHEAD) + self.launch_interval)
             start = _fit(slots, earliest, self.general_interval)
             if launch:
                 state["launch"] = start + self.launch_interval
@@ -83,6 +89,18 @@ class RateLimiter:
                 slots.append(start)
             state["general"] = sorted(slots)[-1000:]
             return start - now
+
+    def complete(self, *, launch: bool = False) -> None:
+        """Note that a request (a launch if ``launch``) has just been answered or failed.
+
+        The next slot starts no earlier than one interval after this: a request
+        that waited in a queue on the way cannot make the next one arrive early.
+        """
+        with self._locked() as state:
+            now = self.clock()
+            state["general_done"] = max(state["general_done"], now)
+            if launch:
+                state["launch_done"] = max(state["launch_done"], now)
 
     def acquire(self, *, launch: bool = False) -> float:
         """Wait for a slot (a launch slot if ``launch``); return the seconds waited."""
@@ -97,9 +115,10 @@ def _load(raw: bytes) -> dict:
         data = json.loads(raw or b"{}")
         general = [float(t) for t in data.get("general", [])]
         launch = float(data.get("launch", 0.0))
+        done = float(data.get("general_done", 0.0)), float(data.get("launch_done", 0.0))
     except (ValueError, TypeError, AttributeError):
-        general, launch = [], 0.0
-    return {"general": general, "launch": launch}
+        general, launch, done = [], 0.0, (0.0, 0.0)
+    return {"general": general, "launch": launch, "general_done": done[0], "launch_done": done[1]}
 
 
 def _fit(slots: list[float], earliest: float, interval: float) -> float:

@@ -167,6 +167,55 @@ class FirewallRulesets:
         ok(resp, self.state.list_firewall_rulesets())
 
 
+class FirewallRulesetsCreate(FirewallRulesets):
+    """``POST /firewall-rulesets`` (with ``GET``)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ok(resp, self.state.firewall_call("create", read_json(req)))
+
+
+class GlobalFirewallRuleset:
+    """``GET``/``PATCH /firewall-rulesets/global``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ok(resp, self.state.firewall_call("global_json"))
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ok(resp, self.state.firewall_call("set_global", read_json(req), False))
+
+
+class FirewallRuleset:
+    """``GET``/``PATCH``/``DELETE /firewall-rulesets/{id}``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, ruleset_id: str) -> None:
+        ok(resp, self.state.firewall_call("get", ruleset_id))
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, ruleset_id: str) -> None:
+        ok(resp, self.state.firewall_call("patch", ruleset_id, read_json(req)))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, ruleset_id: str) -> None:
+        ok(resp, self.state.firewall_call("delete", ruleset_id))
+
+
+class FirewallRules:
+    """``GET``/``PUT /firewall-rules`` (the global rules)."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ok(resp, self.state.firewall_call("global_json")["rules"])
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ok(resp, self.state.firewall_call("set_global", read_json(req), True))
+
+
 class AuditEvents:
     """``GET /audit-events``."""
 
@@ -190,7 +239,10 @@ ROUTES = (
     ("/filesystems", FileSystemCreate),
     ("/filesystems/{fs_id}", FileSystem),
     ("/images", Images),
-    ("/firewall-rulesets", FirewallRulesets),
+    ("/firewall-rulesets", FirewallRulesetsCreate),
+    ("/firewall-rulesets/global", GlobalFirewallRuleset),
+    ("/firewall-rulesets/{ruleset_id}", FirewallRuleset),
+    ("/firewall-rules", FirewallRules),
     ("/audit-events", AuditEvents),
 )
 

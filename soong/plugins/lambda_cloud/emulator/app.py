@@ -94,13 +94,14 @@ class Emulator:
     def _api_call(self, environ: dict[str, Any], start_response: StartResponse, rel: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         launch = method == "POST" and rel.rstrip("/") == LAUNCH_PATH
+        arrived = self.rate_clock()
         entry: dict[str, Any] = {
-            "t": self.rate_clock() - self.t0, "at": self.clock.now(), "method": method, "path": rel,
+            "t": arrived - self.t0, "at": self.clock.now(), "method": method, "path": rel,
             "query": environ.get("QUERY_STRING", ""), "launch": launch, "status": None, "code": None,
             "rate_limited": False, "fault": None, "instance_ids": [],
         }
         try:
-            error = self._admit(entry, launch) or self._authenticate(environ)
+            error = self._admit(entry, launch, arrived) or self._authenticate(environ)
             if error is not None:
                 if entry["rate_limited"] and self.config.rate_limit_style == "cloudflare":
                     return self._finish_text(entry, start_response, 429, "error code: 1015", "text/plain", error.headers)
@@ -114,11 +115,10 @@ class Emulator:
         finally:
             self.log.add(entry)
 
-    def _admit(self, entry: dict[str, Any], launch: bool) -> E.EmulatedError | None:
-        """Rate limits: None if admitted (and counted), else the 429 to send."""
+    def _admit(self, entry: dict[str, Any], launch: bool, now: float) -> E.EmulatedError | None:
+        """Rate limits at arrival time ``now``: None if admitted (and counted), else the 429 to send."""
         cfg = self.config
         with self._gate:
-            now = self.rate_clock()
             wait = self._general.check(cfg.general_limit, now)
             rule = cfg.general_limit
             if wait is None and launch:

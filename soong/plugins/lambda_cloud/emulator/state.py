@@ -10,24 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import ipaddress
-import os
 import random
-import shutil
-import subprocess
-import tempfile
 import threading
 from typing import Any
 
 from soong.plugins.lambda_cloud.emulator import errors as E
 from soong.plugins.lambda_cloud.emulator import validation as V
+from soong.plugins.lambda_cloud.emulator.accounts import LIVE, KeysAndFileSystems
 from soong.plugins.lambda_cloud.emulator.clock import EmulatorClock
 from soong.plugins.lambda_cloud.emulator.config import EmulatorConfig
+from soong.plugins.lambda_cloud.emulator.firewall import Firewall, check_rules
 from soong.plugins.lambda_cloud.emulator.seed import REGIONS, load_seed, region_json
 
-LIVE = ("booting", "active", "unhealthy", "terminating")
 FORCEABLE = ("booting", "active", "unhealthy", "preempted")
 _ACTIONS = ("migrate", "rebuild", "restart", "cold_reboot", "terminate")
-USER = {"id": "emulator-user", "email": "user@example.com", "status": "active"}
 
 
 @dataclasses.dataclass
@@ -73,7 +69,7 @@ class _Instance:
         return "active"
 
 
-class EmulatorState:
+class EmulatorState(KeysAndFileSystems):
     """One emulated account. ``seed`` is a mapping as from :func:`~.seed.load_seed`."""
 
     def __init__(self, config: EmulatorConfig | None = None, clock: EmulatorClock | None = None,
@@ -97,7 +93,7 @@ class EmulatorState:
             self.instances: dict[str, _Instance] = {}
             self.ssh_keys: dict[str, dict[str, Any]] = {}
             self.file_systems: dict[str, dict[str, Any]] = {}
-            self.firewall_rulesets: dict[str, dict[str, Any]] = {}
+            self.firewall = Firewall(self._new_id, self._iso)
             self.audit: list[dict[str, Any]] = []
             self._ip_next = int(ipaddress.IPv4Address(self.config.ip_base))
             self._launches = 0
@@ -114,11 +110,7 @@ class EmulatorState:
             for fs in seed.get("file_systems", []):
                 self._store_file_system(fs["name"], fs["region"], fs.get("id"))
             for rs in seed.get("firewall_rulesets", []):
-                rid = rs.get("id") or self._new_id()
-                self.firewall_rulesets[rid] = {
-                    "id": rid, "name": rs["name"], "region": region_json(rs["region"]), "rules": rs.get("rules", []),
-                    "created": self._iso(), "instance_ids": [],
-                }
+                self.firewall.add(rs["name"], rs["region"], check_rules(rs.get("rules", [])), rs.get("id"))
 
     def _new_id(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
@@ -291,7 +283,7 @@ class EmulatorState:
                 raise E.launch_resource_not_found(f"Image {image} does not exist in {region}.",
                                                   "List images with GET /images.")
             for rid in rulesets:
-                ruleset = self.firewall_rulesets.get(rid)
+                ruleset = self.firewall.rulesets.get(rid)
                 if ruleset is None:
                     raise E.launch_resource_not_found(f"Firewall ruleset '{rid}' does not exist.",
                                                       "List rulesets with GET /firewall-rulesets.")
@@ -317,7 +309,7 @@ class EmulatorState:
             )
             self.instances[inst.id] = inst
             for rid in rulesets:
-                self.firewall_rulesets[rid]["instance_ids"].append(inst.id)
+                self.firewall.rulesets[rid]["instance_ids"].append(inst.id)
             self._launches += 1
             self._audit("instance", "launch", [inst.id], {"instance_type": type_name, "region": region})
             return [inst.id]
@@ -396,93 +388,6 @@ class EmulatorState:
                 out[name] = {"instance_type": dict(itype), "regions_with_capacity_available": regions}
             return out
 
-    # -- SSH keys ----------------------------------------------------------------------------------
-    def _store_key(self, name: str, public_key: str, key_id: str | None = None) -> dict[str, Any]:
-        key = {"id": key_id or self._new_id(), "name": name, "public_key": public_key}
-        self.ssh_keys[key["id"]] = key
-        return key
-
-    def list_ssh_keys(self) -> list[dict[str, Any]]:
-        """GET /ssh-keys."""
-        with self.lock:
-            return [dict(k) for k in self.ssh_keys.values()]
-
-    def add_ssh_key(self, body: Any) -> dict[str, Any]:
-        """POST /ssh-keys: store a public key, or generate a pair when none is given."""
-        body = V.body_object(body)
-        name = V.string(body, "name", required=True, min_len=1, max_len=64)
-        assert name is not None
-        public = V.string(body, "public_key", min_len=1, max_len=4096)
-        with self.lock:
-            if any(k["name"] == name for k in self.ssh_keys.values()):
-                raise E.invalid_parameters(f"An SSH key named '{name}' already exists.", "Choose a different name.")
-            if public is not None:
-                key = self._store_key(name, V.public_key(public))
-                self._audit("ssh_key", "create", [key["id"]])
-                return dict(key)
-            private, generated = _generate_key_pair(name)
-            key = self._store_key(name, generated)
-            self._audit("ssh_key", "create", [key["id"]])
-            return dict(key, private_key=private)
-
-    def delete_ssh_key(self, key_id: str) -> dict[str, Any]:
-        """DELETE /ssh-keys/{id}."""
-        with self.lock:
-            if key_id not in self.ssh_keys:
-                raise E.invalid_parameters(f"SSH key '{key_id}' does not exist.")
-            del self.ssh_keys[key_id]
-            self._audit("ssh_key", "delete", [key_id])
-            return {}
-
-    # -- file systems ------------------------------------------------------------------------------
-    def _store_file_system(self, name: str, region: str, fs_id: str | None = None) -> dict[str, Any]:
-        fs = {
-            "id": fs_id or self._new_id(), "name": name, "mount_point": f"/lambda/nfs/{name}", "created": self._iso(),
-            "created_by": dict(USER), "is_in_use": False, "region": region_json(region), "bytes_used": 0,
-        }
-        self.file_systems[fs["id"]] = fs
-        return fs
-
-    def _in_use(self, fs_id: str, now: float) -> bool:
-        return any(i.status(now) in LIVE and any(m["file_system_id"] == fs_id for m in i.file_system_mounts)
-                   for i in self.instances.values())
-
-    def _fs_json(self, fs: dict[str, Any], now: float) -> dict[str, Any]:
-        return dict(fs, is_in_use=self._in_use(fs["id"], now), created_by=dict(fs["created_by"]))
-
-    def list_file_systems(self) -> list[dict[str, Any]]:
-        """GET /file-systems."""
-        with self.lock:
-            now = self.clock.now()
-            return [self._fs_json(fs, now) for fs in self.file_systems.values()]
-
-    def create_file_system(self, body: Any) -> dict[str, Any]:
-        """POST /filesystems."""
-        body = V.body_object(body)
-        name = V.string(body, "name", required=True, min_len=1, max_len=60, pattern=V.FILE_SYSTEM_NAME)
-        region = V.region(body, "region")
-        assert name is not None
-        with self.lock:
-            if self.config.account_status == "invalid-address":
-                raise E.invalid_address()
-            if any(fs["name"] == name for fs in self.file_systems.values()):
-                raise E.duplicate(f"A filesystem named '{name}' already exists.")
-            fs = self._store_file_system(name, region)
-            self._audit("filesystem", "create", [fs["id"]])
-            return self._fs_json(fs, self.clock.now())
-
-    def delete_file_system(self, fs_id: str) -> dict[str, Any]:
-        """DELETE /filesystems/{id}."""
-        with self.lock:
-            fs = self.file_systems.get(fs_id)
-            if fs is None:
-                raise E.file_system_not_found()
-            if self._in_use(fs_id, self.clock.now()):
-                raise E.file_system_in_use(fs["name"])
-            del self.file_systems[fs_id]
-            self._audit("filesystem", "delete", [fs_id])
-            return {"deleted_ids": [fs_id]}
-
     # -- images, firewall, audit ---------------------------------------------------------------------
     def list_images(self) -> list[dict[str, Any]]:
         """GET /images."""
@@ -492,7 +397,16 @@ class EmulatorState:
     def list_firewall_rulesets(self) -> list[dict[str, Any]]:
         """GET /firewall-rulesets."""
         with self.lock:
-            return [dict(r, instance_ids=list(r["instance_ids"])) for r in self.firewall_rulesets.values()]
+            return [self.firewall.get(rid) for rid in self.firewall.rulesets]
+
+    def firewall_call(self, operation: str, *args: Any) -> Any:
+        """Run a :class:`~.firewall.Firewall` operation under the state lock."""
+        with self.lock:
+            if operation == "delete":
+                now = self.clock.now()
+                live = {i.id for i in self.instances.values() if i.status(now) in LIVE}
+                return self.firewall.delete(args[0], live)
+            return getattr(self.firewall, operation)(*args)
 
     def audit_events(self, start: str | None = None, end: str | None = None,
                      resource_type: str | None = None) -> dict[str, Any]:
@@ -557,17 +471,3 @@ class EmulatorState:
             else:
                 inst.forced = status
             return self._instance_json(inst, now)
-
-
-def _generate_key_pair(comment: str) -> tuple[str, str]:
-    """A new ed25519 key pair from ssh-keygen: (private PEM, public line)."""
-    keygen = shutil.which("ssh-keygen")
-    if keygen is None:
-        raise E.invalid_parameters("Key generation is not available in this emulator.",
-                                   "Pass a public_key to upload an existing key.")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "key")
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment[:64], "-f", path],
-                       check=True, capture_output=True)
-        with open(path, encoding="ascii") as priv, open(path + ".pub", encoding="ascii") as pub:
-            return priv.read(), pub.read().strip()
