@@ -64,6 +64,7 @@ COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS 
 
 CONSOLE_SCRIPTS = [
     "soong = soong.core.app:main",
+    "soong-daemon = soong_daemon.cli:main",
     "soong-lambda-emulator = soong.plugins.lambda_cloud.emulator.cli:main",
 ]
 

@@ -1,0 +1,279 @@
+"""Activity sources: is anyone using this instance right now?
+
+Each source answers ``active``, ``idle`` or ``unknown``. A source that cannot be
+read (SGLang still loading, n8n down, /proc unreadable) is ``unknown``: the idle
+timer does not run while any source is unknown (the lease and the hard limit
+still do). Explicit keep-alives arrive through ``POST /activity`` and are written
+to the state by the web workers, not polled here.
+
+* SGLang (``sglang_metrics_url``, SGLang's own ``/metrics`` on its serving port,
+  exposed when it runs with ``--enable-metrics``): active while
+  ``sglang:num_running_reqs`` or ``sglang:num_queue_reqs`` is above zero, or
+  when ``sglang:prompt_tokens_total``, ``sglang:generation_tokens_total`` or
+  ``sglang:num_requests_total`` rose since the previous reading.
+* n8n (``n8n_metrics_url``, n8n's ``/metrics`` with ``N8N_METRICS=true`` and
+  ``N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true``): active while a
+  workflow runs (``n8n_workflow_started_total`` above finished ones, or
+  ``n8n_scaling_mode_queue_jobs_active`` above zero), when those counters rose,
+  or when ``n8n_last_activity`` (API/UI requests) moved.
+* SSH: active while an SSH session runs a shell or command (an ``sshd: user@...``
+  process with children; a bare ``ssh -N`` tunnel has none) or while a TCP
+  connection to one of ``forwarded_ports`` is established (forwarded through
+  the tunnel, or direct).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Protocol, Sequence
+
+import requests
+
+from soong_daemon import prometheus
+
+log = logging.getLogger("soong_daemon.activity")
+
+ACTIVE = "active"
+IDLE = "idle"
+UNKNOWN = "unknown"
+
+HTTP_TIMEOUT = 3.0
+MAX_METRICS_BYTES = 8 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """One source's answer: its name, ``active``/``idle``/``unknown`` and a short human detail."""
+
+    source: str
+    status: str
+    detail: str
+
+
+class ActivitySource(Protocol):
+    """Anything that can say whether the instance is in use."""
+
+    name: str
+
+    def poll(self) -> Observation:
+        """Look once; never raise for an unreadable source (answer ``unknown``)."""
+
+
+def poll_all(sources: Iterable[ActivitySource]) -> list[Observation]:
+    """Poll every source; one that raises counts as unknown (and is logged)."""
+    observations = []
+    for source in sources:
+        try:
+            observations.append(source.poll())
+        except Exception as exc:  # a broken source must never stop enforcement
+            log.warning("activity source %s failed: %s", source.name, exc.__class__.__name__)
+            observations.append(Observation(source.name, UNKNOWN, f"error: {exc.__class__.__name__}"))
+    return observations
+
+
+def fetch_metrics(url: str, timeout: float = HTTP_TIMEOUT) -> list[prometheus.Sample]:
+    """GET a Prometheus endpoint and parse it; raise OSError/ValueError/requests errors on failure."""
+    with requests.get(url, timeout=timeout, headers={"Connection": "close"}, stream=True) as response:
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}")
+        body = response.raw.read(MAX_METRICS_BYTES + 1, decode_content=True)
+    if len(body) > MAX_METRICS_BYTES:
+        raise ValueError("metrics page too large")
+    return prometheus.parse(body.decode("utf-8", errors="replace"))
+
+
+class _CounterWatch:
+    """Remembers counter values between polls and says which rose.
+
+    The first page read is only a baseline. After it, a counter that appears
+    (counters are often created at their first event) or restarts from zero
+    counts as risen if it is above zero.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._baseline_taken = False
+
+    def risen(self, values: Mapping[str, float | None]) -> list[str]:
+        risen = []
+        for name, value in values.items():
+            if value is None:
+                continue
+            previous = self._last.get(name)
+            if previous is None:
+                if self._baseline_taken and value > 0:
+                    risen.append(name)
+            elif value > previous or (value < previous and value > 0):
+                risen.append(name)
+            self._last[name] = value
+        self._baseline_taken = True
+        return risen
+
+
+class MetricsPageSource:
+    """A source that reads a Prometheus page and decides from it (subclasses define ``interpret``)."""
+
+    name = "metrics"
+
+    def __init__(self, url: str, timeout: float = HTTP_TIMEOUT) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._counters = _CounterWatch()
+
+    def poll(self) -> Observation:
+        """Read the page once; an unreachable or unparsable page is unknown."""
+        try:
+            samples = fetch_metrics(self.url, self.timeout)
+        except (requests.RequestException, OSError, ValueError) as exc:
+            return Observation(self.name, UNKNOWN, f"metrics not readable ({_short(exc)})")
+        return self.interpret(samples)
+
+    def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
+        """Decide from one parsed page."""
+        raise NotImplementedError
+
+
+class SglangSource(MetricsPageSource):
+    """SGLang's Prometheus metrics: running/queued requests and rising token counters."""
+
+    name = "sglang"
+    RUNNING = "sglang:num_running_reqs"
+    QUEUED = "sglang:num_queue_reqs"
+    COUNTERS = ("sglang:prompt_tokens_total", "sglang:generation_tokens_total", "sglang:num_requests_total")
+
+    def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
+        """Decide from one parsed metrics page."""
+        running = prometheus.total(samples, self.RUNNING)
+        queued = prometheus.total(samples, self.QUEUED)
+        counters = {name: prometheus.total(samples, name) for name in self.COUNTERS}
+        if running is None and queued is None and all(v is None for v in counters.values()):
+            return Observation(self.name, UNKNOWN, "no sglang: metrics (is SGLang running with --enable-metrics?)")
+        risen = self._counters.risen(counters)
+        if (running or 0) > 0 or (queued or 0) > 0:
+            return Observation(self.name, ACTIVE, f"{running or 0:g} running, {queued or 0:g} queued requests")
+        if risen:
+            return Observation(self.name, ACTIVE, "served requests since the last check")
+        return Observation(self.name, IDLE, "no running or queued requests")
+
+
+class N8nSource(MetricsPageSource):
+    """n8n's Prometheus metrics: running workflow executions, finished ones, and API/UI use."""
+
+    name = "n8n"
+    STARTED = "n8n_workflow_started_total"
+    FINISHED = ("n8n_workflow_success_total", "n8n_workflow_failed_total")
+    QUEUE_ACTIVE = "n8n_scaling_mode_queue_jobs_active"
+    QUEUE_DONE = ("n8n_scaling_mode_queue_jobs_completed", "n8n_scaling_mode_queue_jobs_failed")
+    LAST_ACTIVITY = "n8n_last_activity"
+
+    def __init__(self, url: str, timeout: float = HTTP_TIMEOUT) -> None:
+        super().__init__(url, timeout)
+        self._last_request: str | None = None
+
+    def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
+        """Decide from one parsed metrics page (counters appear only after n8n's first event)."""
+        started = prometheus.total(samples, self.STARTED) or 0.0
+        finished = sum(prometheus.total(samples, name) or 0.0 for name in self.FINISHED)
+        queue_active = prometheus.total(samples, self.QUEUE_ACTIVE) or 0.0
+        counters = {name: prometheus.total(samples, name) for name in (self.STARTED, *self.FINISHED, *self.QUEUE_DONE)}
+        risen = self._counters.risen(counters)
+        stamps = sorted(s.labels.get("timestamp", "") for s in samples if s.name == self.LAST_ACTIVITY)
+        last_request = stamps[-1] if stamps else None
+        moved = last_request is not None and self._last_request is not None and last_request != self._last_request
+        self._last_request = last_request or self._last_request
+        running = max(0.0, started - finished) + queue_active
+        if running > 0:
+            return Observation(self.name, ACTIVE, f"{running:g} workflow executions running")
+        if risen:
+            return Observation(self.name, ACTIVE, "workflow executions since the last check")
+        if moved:
+            return Observation(self.name, ACTIVE, "API or editor requests since the last check")
+        return Observation(self.name, IDLE, "no workflow executions")
+
+
+SSHD_TITLES = ("sshd: ", "sshd-session: ")
+
+
+class SshSource:
+    """Live SSH sessions (an sshd user process with children) and connections to forwarded ports."""
+
+    name = "ssh"
+
+    def __init__(self, forwarded_ports: Sequence[int], proc_root: Path = Path("/proc")) -> None:
+        self.forwarded_ports = frozenset(forwarded_ports)
+        self.proc_root = Path(proc_root)
+
+    def poll(self) -> Observation:
+        """Look at /proc once."""
+        try:
+            sessions = self.busy_sessions()
+            connections = self.forwarded_connections()
+        except OSError as exc:
+            return Observation(self.name, UNKNOWN, f"/proc not readable ({_short(exc)})")
+        if sessions or connections:
+            return Observation(self.name, ACTIVE, f"{sessions} SSH sessions, {connections} forwarded connections")
+        return Observation(self.name, IDLE, "no SSH sessions or forwarded connections")
+
+    def busy_sessions(self) -> int:
+        """How many SSH sessions run a shell or command (a bare port-forwarding tunnel does not count)."""
+        parents: dict[int, int] = {}
+        session_pids = set()
+        for entry in os.scandir(self.proc_root):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                stat = (self.proc_root / entry.name / "stat").read_bytes()
+                cmdline = (self.proc_root / entry.name / "cmdline").read_bytes()
+            except OSError:
+                continue  # the process ended while we looked
+            parents[pid] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            title = cmdline.split(b"\0", 1)[0].decode("utf-8", errors="replace").strip()
+            if title.startswith(SSHD_TITLES) and "@" in title:
+                session_pids.add(pid)
+        return len({parent for parent in parents.values() if parent in session_pids})
+
+    def forwarded_connections(self) -> int:
+        """Established TCP connections whose local port is a forwarded one."""
+        if not self.forwarded_ports:
+            return 0
+        count = 0
+        readable = False
+        for name in ("tcp", "tcp6"):
+            try:
+                text = (self.proc_root / "net" / name).read_text()
+            except FileNotFoundError:
+                continue
+            readable = True
+            for line in text.splitlines()[1:]:
+                fields = line.split()
+                if len(fields) < 4 or fields[3] != "01":  # 01 = ESTABLISHED
+                    continue
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in self.forwarded_ports:
+                    count += 1
+        if not readable:
+            raise FileNotFoundError("no /proc/net/tcp")
+        return count
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or unreachable"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = str(exc) or exc.__class__.__name__
+    return text[:120]
+
+
+def default_sources(sglang_metrics_url: str, n8n_metrics_url: str, forwarded_ports: Sequence[int]) -> list[ActivitySource]:
+    """The sources a configuration asks for (an empty URL leaves that source out)."""
+    sources: list[ActivitySource] = [SshSource(forwarded_ports)]
+    if sglang_metrics_url:
+        sources.append(SglangSource(sglang_metrics_url))
+    if n8n_metrics_url:
+        sources.append(N8nSource(n8n_metrics_url))
+    return sources

@@ -1,0 +1,273 @@
+"""The one enforcement loop: poll activity, apply the rules, warn, and terminate.
+
+Exactly one loop runs per state folder: the gunicorn master starts this module
+as a child process (``python -m soong_daemon.enforcer``) and restarts it if it
+dies, and the loop itself holds an exclusive lock on ``<state_dir>/enforcer.lock``
+for as long as it runs, so a second one (a stray process, a second daemon on the
+same folder) waits instead of enforcing twice. Every decision is recorded in the
+shared state before it is acted on, and acting on it again (after a crash or
+restart) is harmless: the shutdown is decided once, the termination is resumed
+until the API confirms it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Iterator
+
+from soong_daemon import operations, rules
+from soong_daemon.activity import UNKNOWN, poll_all
+from soong_daemon.api import ApiError
+from soong_daemon.clock import iso
+from soong_daemon.components import Components, build_components
+from soong_daemon.config import ConfigError, load_config
+from soong_daemon.terminator import TerminationResult
+
+log = logging.getLogger("soong_daemon.enforcer")
+
+ENFORCER_LOCK = "enforcer.lock"
+MAX_WARNINGS_KEPT = 50
+STATE_POLL_SECONDS = 1.0
+
+_ADVICE = {
+    rules.HARD_LIMIT: "the hard limit cannot be extended",
+    rules.LEASE_EXPIRED: "extend the lease (soong extend) to keep it",
+    rules.IDLE: "use it, or POST /activity, to keep it",
+}
+
+
+class Enforcer:
+    """Applies the lease, idle and hard-limit rules to the shared state, and acts on them."""
+
+    def __init__(self, parts: Components) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self._reported_unknown: set[str] = set()
+
+    # ------------------------------------------------------------ one check
+
+    def tick(self) -> rules.Verdict | None:
+        """One pass: poll, record, decide, warn, and terminate if decided. Safe to repeat at any time.
+
+        Returns the verdict, or None when a shutdown was already decided before this pass.
+        """
+        parts = self.parts
+        self._resolve_quietly()
+        state = parts.store.read()
+        decided_before = bool(state.get("shutdown"))
+        observations = [] if decided_before else poll_all(parts.activity_sources)
+        gpu = None if decided_before else parts.gpu_probe()
+        warning = None
+        verdict = None
+        stuck: list[str] = []
+        with parts.store.transaction() as state:
+            now = parts.clock.now()
+            state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
+            if not state.get("shutdown"):
+                operations.tighten_hard_limit(state, self.config)
+                operations.record_observations(state, now, observations)
+                stuck = operations.long_unknown_sources(state, now, self.config.idle_timeout_minutes * 60)
+                state["gpu"] = gpu
+                verdict = rules.evaluate(now, operations.limits(state, self.config))
+                if verdict.shutdown:
+                    operations.decide_shutdown(state, now, verdict.reason, self._describe(verdict, now))
+                elif self._warning_due(state, now, verdict):
+                    warning = verdict
+            shutdown = state.get("shutdown")
+            termination = state.get("termination") or {}
+            instance_id = state.get("instance_id")
+        if warning is not None:
+            self._warn(warning, now, instance_id)
+        for name in set(stuck) - self._reported_unknown:
+            log.warning("activity source %s has been unreadable for longer than the idle timeout; until it can be "
+                        "read the idle shutdown is held (the lease and the hard limit still apply)", name)
+        self._reported_unknown = set(stuck)
+        if shutdown and termination.get("outcome") != "verified":
+            self._carry_out(shutdown, instance_id)
+        return None if decided_before else verdict
+
+    def _warning_due(self, state: dict, now: float, verdict: rules.Verdict) -> bool:
+        if not rules.warning_due(now, verdict, self.config.warn_minutes * 60):
+            return False
+        if verdict.next_reason == rules.IDLE and any(s.get("status") == UNKNOWN for s in state["sources"].values()):
+            return False  # the idle timer is held; no point warning
+        key = f"{verdict.next_reason}@{int(verdict.next_at // 60)}"
+        sent = state.setdefault("warnings_sent", [])
+        if key in sent:
+            return False
+        sent.append(key)
+        del sent[:-MAX_WARNINGS_KEPT]
+        return True
+
+    def _describe(self, verdict: rules.Verdict, now: float) -> str:
+        if verdict.reason == rules.HARD_LIMIT:
+            return f"hard limit of {self.config.hard_limit_hours:g} h from launch reached"
+        if verdict.reason == rules.LEASE_EXPIRED:
+            return f"lease ended at {iso(verdict.next_at)}"
+        return f"no activity for {verdict.idle_seconds / 60:.0f} min (idle timeout {self.config.idle_timeout_minutes:g} min)"
+
+    def _warn(self, verdict: rules.Verdict, now: float, instance_id: str | None) -> None:
+        minutes = max(0.0, (verdict.next_at - now) / 60)
+        message = (f"instance {instance_id or self.config.instance_name} will be terminated in {minutes:.0f} min "
+                   f"at {iso(verdict.next_at)} ({verdict.next_reason}); {_ADVICE[verdict.next_reason]}")
+        self.parts.notifier.warn(message, {"event": "warning", "instance_id": instance_id,
+                                           "reason": verdict.next_reason, "shutdown_at": iso(verdict.next_at)})
+
+    # ------------------------------------------------------------ instance id
+
+    def _resolve_instance_id(self) -> str | None:
+        """This instance's id: from the state, or looked up once by launch name and then persisted."""
+        current = self.parts.store.read().get("instance_id")
+        if current or not self.config.instance_name:
+            return current
+        found = self.parts.api.find_instance_id(self.config.instance_name)  # ApiError propagates to the caller
+        if found:
+            with self.parts.store.transaction() as state:
+                state["instance_id"] = state.get("instance_id") or found
+                found = state["instance_id"]
+            log.info("this instance is %s (found by its launch name)", found)
+        return found
+
+    def _resolve_quietly(self) -> None:
+        try:
+            self._resolve_instance_id()
+        except ApiError as exc:
+            log.warning("cannot look up this instance's id yet: %s", exc)
+
+    # ------------------------------------------------------------ shutdown
+
+    def _carry_out(self, shutdown: dict, instance_id: str | None) -> None:
+        with self.parts.store.transaction() as state:
+            announce = not state.get("final_notice_sent")
+            state["final_notice_sent"] = True
+        if announce:
+            self.parts.notifier.warn(
+                f"instance {instance_id or self.config.instance_name} is being terminated now "
+                f"({shutdown['reason']}: {shutdown.get('detail', '')})",
+                {"event": "terminating", "instance_id": instance_id, "reason": shutdown["reason"]})
+        self.parts.terminator.terminate(self._resolve_instance_id, self._record_progress)
+
+    def _record_progress(self, result: TerminationResult) -> None:
+        with self.parts.store.transaction() as state:
+            state["termination"] = {
+                "outcome": result.outcome, "attempts": result.attempts, "last_error": result.last_error,
+                "instance_status": result.instance_status, "powered_off": result.powered_off,
+                "updated_at": self.parts.clock.now(),
+            }
+            state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Check every ``check_interval_seconds`` (sooner when a deadline is nearer) until ``stop`` is set."""
+        log.info("enforcing: lease, idle timeout %g min, hard limit %g h", self.config.idle_timeout_minutes,
+                 self.config.hard_limit_hours)
+        while not stop.is_set():
+            verdict = None
+            try:
+                verdict = self.tick()
+            except Exception:
+                log.exception("enforcement check failed; trying again")
+            self._wait(stop, self._next_wait(verdict))
+
+    def _next_wait(self, verdict: rules.Verdict | None) -> float:
+        interval = self.config.check_interval_seconds
+        if verdict is None or verdict.shutdown:
+            return interval
+        until_next = self.parts.clock.real_seconds(max(0.0, verdict.next_at - self.parts.clock.now()))
+        return max(0.05, min(interval, until_next + 0.05))
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early for a stop or a shutdown request written by a worker."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            stop.wait(min(STATE_POLL_SECONDS, remaining))
+            try:
+                state = self.parts.store.read()
+            except Exception:
+                continue
+            if state.get("shutdown") and (state.get("termination") or {}).get("outcome") != "verified":
+                return
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: os.PathLike, stop: threading.Event) -> Iterator[bool]:
+    """Hold ``<state_dir>/enforcer.lock``; wait while another enforcer holds it. Yields False if stopped first."""
+    fd = os.open(os.path.join(state_dir, ENFORCER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log.warning("another enforcer holds %s; waiting for it to stop", ENFORCER_LOCK)
+                    waited = True
+                if stop.wait(1.0):
+                    yield False
+                    return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Stop when the gunicorn master goes away (PR_SET_PDEATHSIG plus a ppid watch)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        stop.set()
+        return
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                log.warning("the daemon's master process is gone; stopping this enforcer")
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the enforcer process (started by the gunicorn master, not by hand)."""
+    parser = argparse.ArgumentParser(prog="soong-daemon-enforcer")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"soong-daemon enforcer: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.parent_pid is not None:
+        _die_with_parent(args.parent_pid, stop)
+    parts = build_components(config, stop=stop)
+    with exclusive(config.state_dir, stop) as acquired:
+        if acquired:
+            Enforcer(parts).run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
