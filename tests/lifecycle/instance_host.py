@@ -127,11 +127,8 @@ class InstanceHost:
 
     def _spawn(self, machine: Machine, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(machine.folder / f"{name}.log", "ab")
-        env = dict(os.environ)
-        if os.environ.get("DEVHACK_DAEMON_PATH") and name == "daemon":
-            env["PYTHONPATH"] = os.environ["DEVHACK_DAEMON_PATH"]
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=machine.folder, env=env)
+                                start_new_session=True, cwd=machine.folder)
         log.close()
         machine.procs.append(proc)
         return proc
