@@ -31,7 +31,7 @@ import dataclasses
 import time
 from typing import Any, Callable, Mapping
 
-from soong.core.errors import ApiError, SoongError, UnreachableError
+from soong.core.errors import ApiError, ApiNotFoundError, SoongError, UnreachableError
 
 PHASES = ("booting", "active", "daemon", "loading", "ready")
 LABELS = {
@@ -183,6 +183,8 @@ def check_once(provider: Any, instance_id: str, probe: Any, *, elapsed: float, s
     """One look at the instance; raises :class:`InstanceFailed` when it can no longer get ready."""
     try:
         instance = provider.get_instance(instance_id)
+    except ApiNotFoundError:
+        raise InstanceFailed(f"instance {instance_id} no longer exists; it will not become ready") from None
     except ApiError as exc:
         if not exc.retryable:
             raise InstanceFailed(f"instance {instance_id} cannot be read: {exc}") from None

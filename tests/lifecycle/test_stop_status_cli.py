@@ -98,3 +98,15 @@ def test_status_without_the_provider_shows_the_ledger(run_soong, soong_env, emu)
 def test_status_of_an_unknown_instance_is_not_found(run_soong, soong_env, emu):
     result = run_soong("status", "--instance-id", "0" * 32)
     assert result.returncode == 8, result.stderr
+
+
+def test_status_asks_the_provider_once_and_reuses_instance_types_briefly(run_soong, soong_env, emu):
+    launch(run_soong)
+    emu.clear_requests()
+    assert run_soong("status").returncode == 0
+    assert run_soong("status").returncode == 0
+    paths = [e["path"].split("/api/v1")[-1] for e in emu.requests()]
+    assert paths.count("/instances") == 2 and paths.count("/instance-types") == 1
+    emu.clear_requests()
+    assert run_soong("status", env={"SOONG_STATUS_INSTANCE_TYPES_CACHE_SECONDS": "0"}).returncode == 0
+    assert [e["path"].split("/api/v1")[-1] for e in emu.requests()].count("/instance-types") == 1
