@@ -14,7 +14,8 @@ instance's own loopback address:
 and writes the boot log the bootstrap would (``daemon-up``, ``sglang-loading``,
 then ``sglang-ready`` when the stand-in answers). ``hold`` keeps an instance
 without daemon (as if still installing) until :meth:`release`; ``model_delay``
-keeps SGLang loading for a while; ``model_fails`` logs ``sglang-failed`` instead. Processes of an instance that ends are
+keeps SGLang loading for a while; ``model_fails`` logs ``sglang-failed`` instead; ``bind_port``
+binds the daemon elsewhere than the port soong dials (for a proxy in between). Processes of an instance that ends are
 stopped; :meth:`close` stops everything.
 """
 
@@ -79,7 +80,8 @@ class InstanceHost:
     """See the module docstring."""
 
     def __init__(self, emu, folder: Path, daemon_port: int, *, hold: bool = False, model_delay: float = 0.0,
-                 check_interval: float = 0.5, model_fails: bool = False) -> None:
+                 check_interval: float = 0.5, model_fails: bool = False, bind_port: int | None = None,
+                 serve_model: bool = True) -> None:
         self.emu = emu
         self.folder = folder
         self.daemon_port = daemon_port
@@ -87,6 +89,8 @@ class InstanceHost:
         self.model_delay = model_delay
         self.check_interval = check_interval
         self.model_fails = model_fails
+        self.bind_port = bind_port or daemon_port
+        self.serve_model = serve_model
         self.machines: dict[str, Machine] = {}
         self.released: set[str] = set()
         self.errors: list[str] = []
@@ -140,7 +144,7 @@ class InstanceHost:
         bundle = extract_daemon_bundle(self.emu.user_data(inst["id"]))
         config = dict(bundle.config)
         config.update({
-            "bind": f"{ip}:{self.daemon_port}", "workers": 2,
+            "bind": f"{ip}:{self.bind_port}", "workers": 2,
             "state_dir": str(machine.folder / "state"),
             "token_file": str(_write_secret(machine.folder / "token", bundle.token)),
             "api_key_file": str(_write_secret(machine.folder / "api-key", bundle.api_key)),
@@ -154,11 +158,13 @@ class InstanceHost:
         with os.fdopen(fd, "w") as handle:
             yaml.safe_dump(config, handle)
         self._spawn(machine, "daemon", [sys.executable, "-m", "soong_daemon.cli", "--config", str(path)])
-        wait_for_port(self.daemon_port, ip, timeout=30)
-        machine.daemon_url = f"http://{ip}:{self.daemon_port}"
-        _phase(machine.boot_log, "daemon-up", f"status daemon answers on {ip}:{self.daemon_port}")
+        wait_for_port(self.bind_port, ip, timeout=30)
+        machine.daemon_url = f"http://{ip}:{self.bind_port}"
+        _phase(machine.boot_log, "daemon-up", f"status daemon answers on {ip}:{self.bind_port}")
         _phase(machine.boot_log, "sglang-loading", f"loading {config.get('model')}")
-        threading.Thread(target=self._model, args=(machine, ip, config.get("model") or "model"), daemon=True).start()
+        if self.serve_model:
+            threading.Thread(target=self._model, args=(machine, ip, config.get("model") or "model"),
+                             daemon=True).start()
         return machine
 
     def _model(self, machine: Machine, ip: str, model: str) -> None:
