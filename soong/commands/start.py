@@ -49,10 +49,12 @@ class Start(Command):
 
     # -- the StartUI protocol --------------------------------------------------------------------
     def say(self, line: str) -> None:
+        """One line for the user on stderr (stdout is kept for the result)."""
         self.app.stderr.write(f"soong: {line}\n")
         self.app.stderr.flush()
 
     def can_ask(self) -> bool:
+        """True when stdin is a terminal that can answer."""
         stdin = self.app.stdin
         try:
             return bool(stdin is not None and stdin.isatty())
@@ -60,6 +62,7 @@ class Start(Command):
             return False
 
     def choose(self, question: str, options: Sequence[str]) -> str | None:
+        """One of ``options`` by number or name, or None."""
         err = self.app.stderr
         err.write(f"{question}\n")
         for number, option in enumerate(options, 1):
@@ -136,7 +139,11 @@ class Start(Command):
             except CapacityError as exc:
                 if planner.waiter is None or not planner.waiter.pause(f"the launch was refused ({exc.message})"):
                     raise
-            order = planner.place(draft, order.instance_type)
+            except KeyboardInterrupt:
+                self.say(f"interrupted during the launch call: it may have gone through; the ledger has it as "
+                         f"{order.launch_name}, and 'soong status' shows it if it did")
+                raise
+            order = planner.place(draft, refresh=True)
 
     def _print_next(self, instance_id: str, *, waited: bool) -> None:
         out = self.app.stdout
@@ -155,7 +162,7 @@ def _request(parsed_args: argparse.Namespace) -> Any:
     return StartRequest(model=parsed_args.model, gpu=parsed_args.gpu, region=parsed_args.region,
                         hours=parsed_args.hours, name=parsed_args.name, filesystem=parsed_args.filesystem,
                         no_filesystem=parsed_args.no_filesystem, context_length=parsed_args.context,
-                        force=parsed_args.force, retry_seconds=None)
+                        force=parsed_args.force)
 
 
 def _unplaced(planner: Any, draft: Any) -> Any:

@@ -48,7 +48,6 @@ class StartRequest:
     no_filesystem: bool = False
     context_length: int | None = None
     force: bool = False
-    retry_seconds: float | None = None  # --retry-until-up duration
 
 
 def _ssh_key_name(context: Any, provider: Any) -> str:
@@ -148,9 +147,20 @@ class LaunchPlanner:
                         "launching anyway because of --force")
         return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy)
 
-    def place(self, draft: "Draft", itype: Any = None) -> LaunchOrder:
-        """The order, in a region with capacity (waiting or asking as the module docstring says)."""
-        itype, region = self.region(itype or draft.choice.instance_type, draft.policy)
+    def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
+        """The order, in a region with capacity (waiting or asking as the module docstring says).
+
+        With ``refresh`` (after a launch refused for capacity) capacity is read again
+        through the waiter instead of trusting what was seen before.
+        """
+        itype = draft.choice.instance_type
+        if refresh and self.waiter is not None:
+            itype, decision = self.waiter.wait(itype.name, draft.policy)
+            if decision.note:
+                self.ui.say(decision.note)
+            region = decision.region
+        else:
+            itype, region = self.region(itype, draft.policy)
         return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
                            name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,

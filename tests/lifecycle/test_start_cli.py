@@ -140,3 +140,15 @@ def test_an_ambiguous_launch_is_found_by_its_name_and_recorded_once(run_soong, s
     [record] = ledger().records(include_failed=True)
     assert record.instance_id == inst["id"] and record.state == "running"
     assert [e for e in emu.requests() if e["path"].endswith("/launch")].__len__() == 1
+
+
+def test_retry_until_up_tries_again_after_a_launch_refused_for_capacity(run_soong, soong_env, emu):
+    emu.add_fault(path="/instance-operations/launch", action="error", status=400,
+                  code="instance-operations/launch/insufficient-capacity", times=1)
+    result = run_soong("start", "-y", "--no-wait", "--retry-until-up=30s")
+    assert result.returncode == 0, result.stderr
+    assert "the launch was refused" in result.stderr
+    [inst] = live_instances(emu)
+    states = sorted(r.state for r in ledger().records(include_failed=True))
+    assert states == ["failed", "running"]
+    assert [r.instance_id for r in ledger().records() if r.state == "running"] == [inst["id"]]
