@@ -11,12 +11,19 @@ import pytest
 
 VENV_BIN = Path(sys.executable).parent
 def _find_shared() -> Path:
-    """The ``shared/`` folder beside the project root (searched upwards, so worktrees find it too)."""
+    """Lambda's API description and sample responses.
+
+    ``$SOONG_SHARED_DIR`` if set, else a ``shared/`` folder beside the project root
+    (searched upwards, so worktrees find it too), else the copy in ``tests/data/``
+    (the same files, so a clone on its own still runs every test).
+    """
+    if os.environ.get("SOONG_SHARED_DIR"):
+        return Path(os.environ["SOONG_SHARED_DIR"])
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared"
         if (candidate / "lambda-cloud-api").is_dir():
             return candidate
-    return Path(__file__).resolve().parents[2] / "shared"
+    return Path(__file__).resolve().parent / "data"
 
 
 SHARED = _find_shared()

@@ -14,18 +14,7 @@ from soong.core.plugins import PluginHost, PluginInfo
 from tests.conftest import SHARED, TEST_SECRETS
 from tests.models.sample_provider_plugin import load_instance_types
 
-
-def _shared_dir() -> Path:
-    """``SHARED``, or the nearest ``shared/`` beside an ancestor (a worktree sits one level deeper)."""
-    if (SHARED / "lambda-cloud-api").is_dir():
-        return SHARED
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "lambda-cloud-api").is_dir():
-            return parent / "shared"
-    return SHARED
-
-
-SAMPLE_TYPES = _shared_dir() / "lambda-cloud-api" / "instance_types.sample.json"
+SAMPLE_TYPES = SHARED / "lambda-cloud-api" / "instance_types.sample.json"
 HF_TOKEN = "hf_test-token-5d2c77a1"
 
 
