@@ -92,9 +92,13 @@ class Start(Command):
             order = planner.place(draft) if draft.region_now() else _unplaced(planner, draft)
             self.app.stdout.write(dry_run_text(context, order))
             return 0
-        itype = draft.choice.instance_type
-        preview = CostPreview(itype.name, draft.region_now() or f"first with capacity ({draft.policy.describe()})",
-                              itype.price_cents_per_hour, draft.lease_hours, draft.hard_limit_hours, itype.gpu_description)
+        # without --retry-until-up the region is settled (or refused) before the cost is confirmed
+        placed = planner.place(draft) if planner.waiter is None else None
+        itype = placed.instance_type if placed else draft.choice.instance_type
+        region = placed.region if placed else (draft.region_now() or f"the first with capacity in "
+                                                                      f"{draft.policy.describe()}")
+        preview = CostPreview(itype.name, region, itype.price_cents_per_hour, draft.lease_hours,
+                              draft.hard_limit_hours, itype.gpu_description)
         self.say(f"{draft.model.id} on {itype.name} ({draft.choice.describe_source})")
         for line in preview.lines():
             self.say(line)
@@ -107,7 +111,7 @@ class Start(Command):
         self.confirm(f"Launch {itype.name} at ${preview.hourly_usd:.2f}/h (worst case ${preview.worst_case_usd:.2f})?",
                      parsed_args)
         secrets = launch_secrets(context, warn=self.warn)
-        instance, order = self._launch(planner, draft, ledger, secrets, provider)
+        instance, order = self._launch(planner, draft, ledger, secrets, provider, placed)
         self.say(f"launched {instance.id} ({order.launch_name}) in {order.region}; recorded in the ledger")
         if not parsed_args.wait:
             self._print_next(instance.id, waited=False)
@@ -126,11 +130,12 @@ class Start(Command):
         interval = max(float(self.context.config.get("start.capacity_poll_seconds")), 0.0)
         return CapacityWaiter(provider.list_instance_types, duration=duration, interval=interval, report=self.say)
 
-    def _launch(self, planner: Any, draft: Any, ledger: Any, secrets: Any, provider: Any) -> tuple[Any, Any]:
-        """Place and launch; with --retry-until-up a launch refused for capacity waits and tries again."""
+    def _launch(self, planner: Any, draft: Any, ledger: Any, secrets: Any, provider: Any,
+                order: Any = None) -> tuple[Any, Any]:
+        """Place (unless placed) and launch; with --retry-until-up a launch refused for capacity waits and retries."""
         from soong.core.launch import launch_recorded, render
 
-        order = planner.place(draft)
+        order = order or planner.place(draft)
         while True:
             request, _user_data = render(self.context, order, secrets)
             try:

@@ -61,8 +61,8 @@ def test_configured_region_without_capacity_fails_over(run_soong, soong_env, emu
 
 def test_requested_region_without_capacity_is_refused_naming_regions_with_some(run_soong, soong_env, emu):
     emu.set_capacity("gpu_1x_a10", "us-west-1", 0)
-    result = run_soong("start", "-y", "--no-wait", "--gpu", "gpu_1x_a10", "--region", "us-west-1")
-    assert result.returncode == 7, result.stderr
+    result = run_soong("start", "--no-wait", "--gpu", "gpu_1x_a10", "--region", "us-west-1")
+    assert result.returncode == 7, result.stderr  # refused before any question about the cost
     assert "us-east-1" in result.stderr and "--retry-until-up" in result.stderr
     assert emu.instances() == []
     assert ledger().records(include_failed=True) == []
