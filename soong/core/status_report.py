@@ -77,11 +77,14 @@ def _daemon_status(context: Any, instance: Any, timeout: float) -> tuple[dict[st
 
 
 def _tunnel_states(context: Any) -> dict[str, str]:
-    from soong.commands.tunnel import backends_with_tunnels
+    """``up``/``down`` per instance with a recorded persistent tunnel, from every backend that has one."""
+    from soong.core.tunnel_state import TunnelStore
 
+    registry = context.plugins.tunnel_backends()
+    names = {context.config.get("tunnel.backend")} | {s.backend for s in TunnelStore(context.paths.state_dir).all()}
     states: dict[str, str] = {}
-    for backend in backends_with_tunnels(context):
-        for record in backend.list():
+    for name in sorted(n for n in names if n in registry):
+        for record in context.tunnel_backend(name).list():
             states[record.instance_id] = "up" if record.alive else "down"
     return states
 

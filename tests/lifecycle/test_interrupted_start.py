@@ -24,11 +24,11 @@ pytestmark = pytest.mark.slow
 
 
 class Running:
-    """``soong start -y`` in the background, its stderr collected as it comes (prompts have no newline)."""
+    """``soong start [-y]`` in the background, its stderr collected as it comes (prompts have no newline)."""
 
-    def __init__(self, *args: str, stdin=subprocess.DEVNULL) -> None:
-        self.proc = subprocess.Popen([str(VENV_BIN / "soong"), "start", "-y", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, stdin=stdin)
+    def __init__(self, *args: str, stdin=subprocess.DEVNULL, yes: bool = True) -> None:
+        argv = [str(VENV_BIN / "soong"), "start", *(["-y"] if yes else []), *args]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
         self.chunks: queue.Queue[bytes] = queue.Queue()
         self.text = ""
         threading.Thread(target=self._read, daemon=True).start()

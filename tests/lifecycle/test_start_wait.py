@@ -69,3 +69,38 @@ def test_not_ready_in_time_is_unavailable_and_leaves_it_tracked(run_soong, soong
     assert "was not ready after 1s" in result.stderr and "last: active" in result.stderr
     [inst] = live_instances(emu)
     assert ledger().require(inst["id"]).is_open
+
+
+def test_on_a_terminal_a_region_without_capacity_offers_the_others_then_asks_about_the_cost(soong_env, emu):
+    emu.set_capacity("gpu_1x_a10", "us-west-1", 0)
+    master, slave = pty.openpty()
+    try:
+        start = Running("--no-wait", "--gpu", "gpu_1x_a10", "--region", "us-west-1", stdin=slave, yes=False)
+        start.wait_for("Choose 1-1")
+        assert "1) us-east-1" in start.text
+        os.write(master, b"1\n")
+        start.wait_for("[y/N]")
+        assert "in us-east-1" in start.text and "$0.75/h" in start.text
+        os.write(master, b"y\n")
+        assert start.finish() == 0, start.text
+    finally:
+        os.close(master)
+        os.close(slave)
+    [inst] = live_instances(emu)
+    assert inst["region"] == "us-east-1"
+
+
+def test_the_live_display_lists_every_step_and_the_boot_phase():
+    import io
+
+    from soong.core.progress_display import LiveProgress
+    from soong.core.readiness import LABELS, Progress
+
+    out = io.StringIO()
+    with LiveProgress(out, "waiting for test") as display:
+        display.update(Progress("booting", 1.0))
+        display.update(Progress("loading", 65.0, daemon_phase="sglang-loading"))
+    text = out.getvalue()
+    assert "waiting for test" in text and "boot phase sglang-loading" in text
+    assert all(label in text for label in LABELS.values())
+    assert "elapsed 1:0" in text
