@@ -17,11 +17,14 @@ def launch(run_soong, *args):
     return ledger().records()[-1].instance_id
 
 
-def test_stop_terminates_confirms_and_closes_the_ledger_with_the_final_cost(run_soong, soong_env, emu):
+def test_stop_terminates_confirms_and_closes_the_ledger_with_the_final_cost(run_soong, soong_env, emu, isolated_env):
     instance_id = launch(run_soong)
+    known_hosts = isolated_env / ".local/state/soong/known_hosts"
+    known_hosts.write_text(f"soong-{instance_id} ssh-ed25519 AAAAone\nsoong-other ssh-ed25519 AAAAtwo\n")
     emu.configure(terminate_delay=0.3)  # terminating for a moment: stop must wait for terminated
     result = run_soong("stop", "-y")
     assert result.returncode == 0, result.stderr
+    assert known_hosts.read_text() == "soong-other ssh-ed25519 AAAAtwo\n"  # addresses get reused
     assert f"terminated {instance_id}" in result.stdout
     assert live_instances(emu) == []
     record = ledger().require(instance_id)
