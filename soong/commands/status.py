@@ -63,6 +63,9 @@ class Status(Lister):
         colour = self._colour(parsed_args)
         rows = [self._row(row, structured, colour) for row in report.rows]
         if not structured:
+            if not rows:
+                self.app.stderr.write("soong: no running instances" + ("" if parsed_args.all else
+                                                                      " ('soong status --all' lists ended ones)") + "\n")
             if rows:
                 rows.append(("TOTAL", f"{len(report.rows)} instance(s)", "", "", "", "", "",
                              f"{report.total_cost:.2f}", "", "", "", "", "", ""))
