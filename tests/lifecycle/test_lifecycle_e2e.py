@@ -29,8 +29,8 @@ def daemon_status(machine) -> dict:
 
 
 def test_start_status_extend_stop(run_soong, soong_env, emu, daemon_port, tmp_path):
-    emu.configure(boot_delay=1.0)
-    with InstanceHost(emu, tmp_path / "machines", daemon_port, model_delay=1.0) as host:
+    emu.configure(boot_delay=2.5)
+    with InstanceHost(emu, tmp_path / "machines", daemon_port, model_delay=2.0) as host:
         started = run_soong("start", "-y", "--model", "llama-3.1-8b", timeout=120)
         assert started.returncode == 0, started.stderr + str(host.errors)
         for step in ("booting", "model loading"):
