@@ -58,6 +58,9 @@ COST_COMMANDS = [
 ]
 
 SANDBOX_COMMANDS = [
+    "sandbox_up = soong.commands.sandbox:SandboxUp",
+    "sandbox_down = soong.commands.sandbox:SandboxDown",
+    "sandbox_status = soong.commands.sandbox:SandboxStatus",
 ]
 
 COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS + LIFECYCLE_COMMANDS + COST_COMMANDS + SANDBOX_COMMANDS

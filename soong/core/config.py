@@ -19,7 +19,17 @@ from soong.core.errors import ConfigError
 from soong.core.paths import Paths
 
 #: Profiles that exist without being written in the file (more can be defined under ``profiles``).
-BUILTIN_PROFILES: dict[str, dict[str, Any]] = {}
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    # The local sandbox (docs/sandbox.md). ``soong sandbox up`` writes the emulator's URL, the
+    # seeded key, file system and region into the profile's own file; until then the API URL
+    # reaches nothing (port 9, discard), so the profile can never talk to the real Lambda API.
+    "sandbox": {
+        "lambda": {"api_url": "http://127.0.0.1:9/api/v1", "request_interval_seconds": 0.0,
+                   "launch_interval_seconds": 0.0, "launch_lookup_seconds": 5.0},
+        "tunnel": {"backend": "direct"},
+        "services": {"n8n": False},
+    },
+}
 
 
 def _flatten(data: Mapping[str, Any], warnings: list[str], where: str) -> dict[str, Any]:

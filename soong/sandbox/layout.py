@@ -1,0 +1,170 @@
+"""Where the sandbox keeps its run files, all under the ``sandbox`` profile's state folder.
+
+::
+
+    $XDG_STATE_HOME/soong/sandbox/          the sandbox profile (config, state, data, cache)
+      state/sandbox/                        the sandbox machinery (this layout's ``root``)
+        lock                                held while up/down run
+        credentials.json    (0600)          emulator API key and admin token
+        settings.json                       time scale, boot delay, IP base
+        seed.json                           what the emulator was seeded with
+        ssh/id_ed25519{,.pub}               the seeded SSH key
+        emulator.json / emulator.log        the emulator's process record and log
+        host.json / host.log                the sandbox host's process record and log
+        host-heartbeat.json                 the host's last sign of life
+        instances/<id>/                     one folder per instance the host served:
+          instance.json                     ip, status, shutdown reason seen, errors
+          daemon.yaml, token, lambda-api-key (0600) the daemon's rewritten config and secrets
+          daemon-state/, boot.log           the daemon's state folder and boot log
+          daemon.json / daemon.log          the daemon's process record and log
+          standin.json / standin.log        the model stand-in's process record and log
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from soong.core.atomic import write_private
+from soong.core.paths import Paths, private_dir
+
+#: The profile the sandbox runs as.
+SANDBOX_PROFILE = "sandbox"
+#: Environment variable set in every process the sandbox starts (to find them all in /proc).
+MARKER_ENV = "SOONG_SANDBOX_ROOT"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceFiles:
+    """The files of one sandbox instance."""
+
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        """``instance.json``: what the host knows about the instance."""
+        return self.root / "instance.json"
+
+    @property
+    def daemon_config(self) -> Path:
+        """The daemon's rewritten YAML config."""
+        return self.root / "daemon.yaml"
+
+    @property
+    def token(self) -> Path:
+        """The daemon token file (0600)."""
+        return self.root / "token"
+
+    @property
+    def api_key(self) -> Path:
+        """The API key file the daemon terminates with (0600)."""
+        return self.root / "lambda-api-key"
+
+    @property
+    def daemon_state(self) -> Path:
+        """The daemon's state folder (kept across daemon restarts, so the lease is kept)."""
+        return self.root / "daemon-state"
+
+    @property
+    def boot_log(self) -> Path:
+        """The boot log the daemon reports phases from."""
+        return self.root / "boot.log"
+
+    def process_record(self, component: str) -> Path:
+        """The process record of ``daemon`` or ``standin``."""
+        return self.root / f"{component}.json"
+
+    def log(self, component: str) -> Path:
+        """The log of ``daemon`` or ``standin``."""
+        return self.root / f"{component}.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxLayout:
+    """The sandbox's run folder (``root``) and everything in it."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "SandboxLayout":
+        """The layout for the ``sandbox`` profile of ``env`` (default: this process's environment)."""
+        paths = Paths.from_env(os.environ if env is None else env, SANDBOX_PROFILE)
+        return cls(paths.state_dir / "sandbox")
+
+    def ensure(self) -> "SandboxLayout":
+        """Create the folders (0700)."""
+        private_dir(self.instances_dir)
+        return self
+
+    @property
+    def lock(self) -> Path:
+        """Held while ``up`` or ``down`` runs."""
+        return self.root / "lock"
+
+    @property
+    def credentials(self) -> Path:
+        """Emulator API key and admin token (0600)."""
+        return self.root / "credentials.json"
+
+    @property
+    def settings(self) -> Path:
+        """Time scale, boot delay and IP base of the running sandbox."""
+        return self.root / "settings.json"
+
+    @property
+    def seed(self) -> Path:
+        """The emulator's seed file."""
+        return self.root / "seed.json"
+
+    @property
+    def ssh_key(self) -> Path:
+        """The private half of the seeded SSH key."""
+        return self.root / "ssh" / "id_ed25519"
+
+    def process_record(self, component: str) -> Path:
+        """The process record of ``emulator`` or ``host``."""
+        return self.root / f"{component}.json"
+
+    def log(self, component: str) -> Path:
+        """The log of ``emulator`` or ``host``."""
+        return self.root / f"{component}.log"
+
+    @property
+    def heartbeat(self) -> Path:
+        """The sandbox host's last sign of life (pid, time, passes, last error)."""
+        return self.root / "host-heartbeat.json"
+
+    @property
+    def instances_dir(self) -> Path:
+        """One folder per instance the host has served."""
+        return self.root / "instances"
+
+    def instance(self, instance_id: str) -> InstanceFiles:
+        """The files of one instance (the id must be a plain name)."""
+        if not instance_id or "/" in instance_id or instance_id.startswith("."):
+            raise ValueError(f"invalid instance id {instance_id!r}")
+        return InstanceFiles(self.instances_dir / instance_id)
+
+    def instance_ids(self) -> list[str]:
+        """Ids of every instance folder, oldest first."""
+        try:
+            entries = [p for p in self.instances_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except FileNotFoundError:
+            return []
+        return [p.name for p in sorted(entries, key=lambda p: p.stat().st_mtime)]
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; None if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically (0600)."""
+    write_private(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
