@@ -38,6 +38,11 @@ MODEL_COMMANDS = [
 ]
 
 LIFECYCLE_COMMANDS = [
+    "configure = soong.commands.configure:Configure",
+    "start = soong.commands.start:Start",
+    "status = soong.commands.status:Status",
+    "extend = soong.commands.extend:Extend",
+    "stop = soong.commands.stop:Stop",
 ]
 
 COST_COMMANDS = [

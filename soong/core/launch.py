@@ -1,0 +1,137 @@
+"""One launch, from a decided :class:`LaunchOrder` to a recorded instance.
+
+Money rules, in the order :func:`launch_recorded` follows them:
+
+1. the intent is written to the ledger BEFORE the API call, under the unique
+   launch name ``<name>-<token>`` the provider gives the instance, so a kill -9
+   at any later point still leaves a row that reconciliation matches by name;
+2. the launch is sent once; it is never re-sent on an error (the provider
+   resolves an ambiguous failure by looking the name up);
+3. the instance id is recorded right after the call returns, and a
+   ``launched`` cost event is emitted;
+4. a launch the provider surely refused (capacity, invalid request, quota, a
+   failure before the request was sent) is marked failed; anything that may
+   have launched keeps its intent open for reconciliation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from soong.core import errors as E
+from soong.core.types import Instance, InstanceType, LaunchRequest, ModelSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOrder:
+    """Everything decided about a launch before the API is called."""
+
+    model: ModelSpec
+    instance_type: InstanceType
+    region: str
+    ssh_key_name: str
+    name: str
+    token: str
+    lease_hours: float
+    hard_limit_hours: float
+    context_length: int
+    filesystem: str | None = None
+
+    @property
+    def launch_name(self) -> str:
+        """The instance's name at the provider (and its key in the ledger)."""
+        from soong.plugins.lambda_cloud.provider import instance_name
+
+        return instance_name(self.name, self.token)
+
+    @property
+    def price_cents_per_hour(self) -> int:
+        """The type's hourly price in cents."""
+        return self.instance_type.price_cents_per_hour
+
+
+def launch_secrets(context: Any, *, warn: Any = None) -> Any:
+    """The real secrets an instance needs; a missing daemon token is generated and stored once."""
+    import secrets as _random
+
+    from soong.core.bootstrap import LaunchSecrets
+
+    store = context.secrets
+    api_key = store.require("lambda_api_key")
+    token = store.get("daemon_token")
+    if not token:
+        token = _random.token_urlsafe(32)
+        store.set("daemon_token", token)
+        if warn:
+            warn("generated a daemon token and stored it in the keyring (see 'soong secrets list')")
+    return LaunchSecrets(api_key, token, store.get("hf_token") or None)
+
+
+def build_plan(context: Any, order: LaunchOrder, secrets: Any) -> Any:
+    """The :class:`~soong.core.bootstrap.LaunchPlan` the bootstrap is rendered from."""
+    from soong.core.bootstrap import LaunchPlan
+
+    plan = LaunchPlan.from_context(
+        context, order.model, instance_name=order.launch_name, gpu_count=order.instance_type.gpu_count,
+        secrets=secrets, instance_type=order.instance_type.name, region=order.region,
+        context_length=order.context_length, lease_hours=order.lease_hours, hard_limit_hours=order.hard_limit_hours,
+    )
+    return dataclasses.replace(plan, filesystem_name=order.filesystem)
+
+
+def build_request(order: LaunchOrder, user_data: str | None) -> LaunchRequest:
+    """The provider request for ``order`` with its rendered bootstrap."""
+    return LaunchRequest(instance_type=order.instance_type.name, region=order.region, ssh_key_name=order.ssh_key_name,
+                         name=order.name, user_data=user_data,
+                         file_system_names=(order.filesystem,) if order.filesystem else (), token=order.token)
+
+
+def render(context: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchRequest, str]:
+    """The launch request and its user data for ``order``."""
+    from soong.core.bootstrap import build_user_data
+
+    user_data = build_user_data(context.plugins, build_plan(context, order, secrets))
+    return build_request(order, user_data), user_data
+
+
+def dry_run_text(context: Any, order: LaunchOrder) -> str:
+    """What ``start --dry-run`` prints: the request body (secrets masked) and the bootstrap."""
+    from soong.core.bootstrap import LaunchSecrets
+    from soong.plugins.lambda_cloud.provider import launch_body
+
+    placeholders = LaunchSecrets.placeholders()
+    request, user_data = render(context, order, placeholders)
+    body = launch_body(request, order.launch_name)
+    body["user_data"] = f"<{len(user_data.encode())} bytes, printed below>"
+    return ("# launch request (POST /instance-operations/launch); nothing was launched\n"
+            + json.dumps(body, indent=2) + "\n# user data (secrets masked)\n" + user_data)
+
+
+def _surely_not_launched(exc: BaseException) -> bool:
+    if isinstance(exc, E.AmbiguousLaunchError):
+        return False
+    if isinstance(exc, E.TransientError):
+        return (isinstance(exc, E.RateLimitedError) or getattr(exc, "launched", None) is False
+                or getattr(exc, "request_sent", True) is False)
+    return isinstance(exc, E.ApiError)
+
+
+def launch_recorded(context: Any, provider: Any, ledger: Any, order: LaunchOrder, request: LaunchRequest) -> tuple[Instance, Any]:
+    """Launch ``request`` following the module's rules; return the instance and its ledger record."""
+    from soong.core.costs import emit, launched_event
+
+    ledger.record_intent(order.launch_name, instance_type=order.instance_type.name, region=order.region,
+                         price_cents_per_hour=order.price_cents_per_hour, lease_hours=order.lease_hours,
+                         hard_limit_hours=order.hard_limit_hours, at=context.clock(), model=order.model.id,
+                         gpu=order.instance_type.gpu_description, provider=provider.name)
+    try:
+        instance = provider.launch(request)
+    except E.SoongError as exc:
+        if _surely_not_launched(exc):
+            ledger.record_launch_failed(order.launch_name, at=context.clock(), reason=str(exc)[:500])
+        raise
+    record = ledger.record_launched(order.launch_name, instance.id, at=context.clock())
+    emit(context, launched_event(record, context.clock()))
+    return instance, record

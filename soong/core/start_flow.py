@@ -1,0 +1,185 @@
+"""The decisions of ``soong start`` before anything is launched.
+
+:func:`plan_launch` turns the command line and the configuration into a
+:class:`~soong.core.launch.LaunchOrder`: the model, the instance type (refusing
+one that cannot hold the model unless forced), the SSH key, the file system and
+its region, the region with capacity (failing over, offering alternatives, or
+waiting with ``--retry-until-up``), and the lease. It talks to the user only
+through the small :class:`StartUI` protocol, so it is tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable, Protocol, Sequence
+
+from soong.core.errors import AbortedError, NotFoundError, UsageError
+from soong.core.launch import LaunchOrder
+from soong.core.launch_choice import TypeChoice, choose_instance_type, resolve_model
+from soong.core.regions import CapacityWaiter, RegionDecision, RegionPolicy, decide_region, filesystem_region, no_capacity_error
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
+
+
+class StartUI(Protocol):
+    """How the start flow talks to the user."""
+
+    def say(self, line: str) -> None:
+        """Tell the user something (one line)."""
+
+    def can_ask(self) -> bool:
+        """True when a terminal can answer questions."""
+
+    def choose(self, question: str, options: Sequence[str]) -> str | None:
+        """One of ``options``, or None when the user declines."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StartRequest:
+    """What the command line asks for (None: not given)."""
+
+    model: str | None = None
+    gpu: str | None = None
+    region: str | None = None
+    hours: float | None = None
+    name: str | None = None
+    filesystem: str | None = None
+    no_filesystem: bool = False
+    context_length: int | None = None
+    force: bool = False
+
+
+def _ssh_key_name(context: Any, provider: Any) -> str:
+    configured = context.config.get("lambda.ssh_key_name")
+    keys = provider.list_ssh_keys()
+    names = [k.name for k in keys]
+    if configured:
+        if configured not in names:
+            raise NotFoundError(f"the account has no SSH key named '{configured}' (lambda.ssh_key_name; known: "
+                                f"{', '.join(names) or 'none'})", hint="run 'soong configure' to pick or upload one")
+        return configured
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise NotFoundError("the account has no SSH key; soong needs one to reach the instance",
+                            hint="run 'soong configure' to upload your public key")
+    raise UsageError(f"the account has {len(names)} SSH keys ({', '.join(names)}); choose one",
+                     hint="set it with 'soong configure' or 'soong config set lambda.ssh_key_name NAME'")
+
+
+def _lease(context: Any, hours: float | None) -> tuple[float, float]:
+    hard = float(context.config.get("defaults.hard_limit_hours"))
+    lease = float(hours if hours is not None else context.config.get("defaults.lease_hours"))
+    if not 0 < lease <= 8:
+        raise UsageError(f"--hours must be more than 0 and at most 8, not {lease:g}")
+    return min(lease, hard), hard
+
+
+def _name(request: StartRequest, model_id: str) -> str:
+    name = request.name or f"soong-{model_id}"
+    if not _NAME.match(name):
+        raise UsageError(f"invalid --name {name!r} (letters, digits, '.', '_', '-'; at most 48)")
+    return name
+
+
+def _pick_region(itype: Any, policy: RegionPolicy, decision: RegionDecision, ui: StartUI) -> str:
+    """Offer the regions with capacity elsewhere (a --region that has none); raise if declined or no terminal."""
+    if decision.elsewhere and not policy.filesystem_region and ui.can_ask():
+        answer = ui.choose(f"No capacity for {itype.name} in {policy.describe()}. Launch in another region?",
+                           list(decision.elsewhere))
+        if answer:
+            return answer
+        raise AbortedError("no region chosen; nothing was launched")
+    raise no_capacity_error(itype, policy, decision)
+
+
+@dataclasses.dataclass
+class LaunchPlanner:
+    """Builds a :class:`LaunchOrder` (see the module docstring); ``waiter`` is set for --retry-until-up."""
+
+    context: Any
+    provider: Any
+    ui: StartUI
+    new_token: Callable[[], str]
+    waiter: CapacityWaiter | None = None
+    types: list[Any] = dataclasses.field(default_factory=list)
+
+    def policy(self, request: StartRequest) -> RegionPolicy:
+        """The region rules for this launch (the file system's region looked up live)."""
+        fs = None if request.no_filesystem else (request.filesystem or self.context.config.get("lambda.filesystem_name"))
+        return RegionPolicy(requested=request.region, preferred=self.context.config.get("lambda.default_region"),
+                            filesystem=fs, filesystem_region=filesystem_region(self.provider, fs))
+
+    def choose_type(self, request: StartRequest, policy: RegionPolicy) -> tuple[Any, TypeChoice, int]:
+        """The model, the type choice and the context length."""
+        from soong.core.recommend import check_context
+
+        spec, _source = resolve_model(self.context, request.model)
+        context_length = check_context(spec, request.context_length)
+        requested = request.gpu or self.context.config.get("defaults.gpu")
+        source = "flag" if request.gpu else "config"
+        self.types = self.provider.list_instance_types()
+        choice = choose_instance_type(spec, self.types, requested=requested, source=source, force=request.force,
+                                      context_length=context_length, allowed_regions=policy.allowed)
+        return spec, choice, context_length
+
+    def region(self, itype: Any, policy: RegionPolicy) -> tuple[Any, str]:
+        """A region with capacity now, after waiting (``waiter``), or offered; the type as last seen."""
+        decision = decide_region(itype, policy)
+        if decision.region is None and self.waiter is not None:
+            itype, decision = self.waiter.wait(itype.name, policy)
+        if decision.note:
+            self.ui.say(decision.note)
+        if decision.region is None:
+            return itype, _pick_region(itype, policy, decision, self.ui)
+        return itype, decision.region
+
+    def prepare(self, request: StartRequest) -> "Draft":
+        """Model, type, lease, name, SSH key and region rules: everything but the region itself."""
+        lease, hard = _lease(self.context, request.hours)
+        policy = self.policy(request)
+        spec, choice, context_length = self.choose_type(request, policy)
+        name = _name(request, spec.id)
+        ssh_key = _ssh_key_name(self.context, self.provider)
+        if choice.forced:
+            self.ui.say(f"warning: {choice.instance_type.name} does not fit {spec.id} ({choice.fit.problem}); "
+                        "launching anyway because of --force")
+        return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy)
+
+    def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
+        """The order, in a region with capacity (waiting or asking as the module docstring says).
+
+        With ``refresh`` (after a launch refused for capacity) capacity is read again
+        through the waiter instead of trusting what was seen before.
+        """
+        itype = draft.choice.instance_type
+        if refresh and self.waiter is not None:
+            itype, decision = self.waiter.wait(itype.name, draft.policy)
+            if decision.note:
+                self.ui.say(decision.note)
+            region = decision.region
+        else:
+            itype, region = self.region(itype, draft.policy)
+        return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
+                           name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
+                           hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,
+                           filesystem=draft.policy.filesystem)
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """A launch decided except for its region."""
+
+    model: Any
+    choice: TypeChoice
+    context_length: int
+    lease_hours: float
+    hard_limit_hours: float
+    name: str
+    ssh_key: str
+    policy: RegionPolicy
+
+    def region_now(self) -> str | None:
+        """The region the launch would use with the capacity known now (None: none has capacity)."""
+        return decide_region(self.choice.instance_type, self.policy).region
