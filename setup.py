@@ -61,6 +61,7 @@ SANDBOX_COMMANDS = [
     "sandbox_up = soong.commands.sandbox:SandboxUp",
     "sandbox_down = soong.commands.sandbox:SandboxDown",
     "sandbox_status = soong.commands.sandbox:SandboxStatus",
+    "demo = soong.commands.demo:Demo",
 ]
 
 COMMANDS = CORE_COMMANDS + PROVIDER_COMMANDS + TUNNEL_COMMANDS + MODEL_COMMANDS + LIFECYCLE_COMMANDS + COST_COMMANDS + SANDBOX_COMMANDS

@@ -127,8 +127,8 @@ class TunnelHealthProbe:
         try:
             backend = self.context.tunnel_backend()
             target = TunnelTarget(instance_id=instance.id, host=instance.ip, name=instance.name)
-            with backend.open(target, [Forward("status", _free_port(), remote_port)]) as forwards:
-                return http_health("127.0.0.1", forwards[0].local_port, timeout=self.timeout)
+            with backend.open(target, [Forward("status", 0, remote_port)]) as forwards:
+                return http_health(forwards[0].local_host, forwards[0].local_port, timeout=self.timeout)
         except Exception as exc:  # unreachable, whatever the reason
             LOG.debug("probe of %s failed: %s", instance.id, exc)
             return False
@@ -171,14 +171,6 @@ def decide(record: LedgerRecord, now: _dt.datetime, *, unreachable: _dt.timedelt
         return Decision(True, "watchdog", f"lease ended at {_iso(record.lease_ends_at)} and the daemon has not answered "
                         f"since {_iso(since)}", since, probed=True)
     return Decision(False, why=f"the daemon has not answered since {_iso(since)}", unreachable_since=since, probed=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _iso(moment: _dt.datetime) -> str:

@@ -60,3 +60,11 @@ def test_plain_http_health():
     with health_server() as port:
         assert http_health("127.0.0.1", port) is True
     assert http_health("127.0.0.1", free_port(), timeout=1) is False
+
+
+def test_direct_backend_reaches_the_instance_address(record):
+    # With the direct backend the daemon answers on the instance's own address, not on 127.0.0.1.
+    with health_server(host="127.0.0.7") as port:
+        env = {**os.environ, "SOONG_TUNNEL_BACKEND": "direct", "SOONG_STATUS_DAEMON_PORT": str(port)}
+        context = Context(env=env, clock=lambda: T0)
+        assert TunnelHealthProbe(context)(record, instance(ip="127.0.0.7")) is True
