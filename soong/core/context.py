@@ -85,9 +85,10 @@ class Context:
 
         service = "soong" if not self.profile or self.profile == "default" else f"soong-{self.profile}"
         # A local-only profile never picks up the real account's secrets from the environment.
-        env = {} if self.profile in LOCAL_ONLY_PROFILES else self.env
+        local_only = self.profile in LOCAL_ONLY_PROFILES
         return SecretStore(service=service, backend=self.config.get("secrets.backend"),
-                           file_path=self.paths.config_dir / "secrets.yaml", env=env)
+                           file_path=self.paths.config_dir / "secrets.yaml", env={} if local_only else self.env,
+                           warn_plaintext=not local_only)
 
     @property
     def plugins(self) -> Any:

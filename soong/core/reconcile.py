@@ -142,6 +142,12 @@ def reconcile_with_provider(context: Any, *, ledger: Ledger | None = None, provi
     provider = context.provider(provider_name)
     live = provider.list_instances()
     report = reconcile(ledger, live, now=context.clock(), provider=provider_name, confirm_gone=provider_confirm_gone(provider))
+    if report.closed:
+        from soong.core.terminate import close_tunnels, forget_host
+
+        for record in report.closed:  # ended elsewhere (its daemon, the console): drop its tunnel and host key
+            close_tunnels(context, record.instance_id)
+            forget_host(context, record.instance_id)
     if emit:
         from soong.core.costs import emitter_for, launched_event, terminated_event
 

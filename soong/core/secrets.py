@@ -54,17 +54,19 @@ class SecretStore:
 
     :param backend: ``keyring`` or ``file``.
     :param file_path: the plaintext file used when ``backend == "file"``.
+    :param warn_plaintext: warn (once) when secrets are read from the plaintext file; a
+        throwaway profile such as the sandbox turns this off.
     """
 
     def __init__(self, *, service: str = "soong", backend: str = "keyring", file_path: Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, warn_plaintext: bool = True) -> None:
         import os
 
         self.service = service
         self.backend = backend
         self.file_path = file_path
         self._env = os.environ if env is None else env
-        self._warned = False
+        self._warned = not warn_plaintext
 
     # -- keyring --------------------------------------------------------------------
     def keyring_available(self) -> bool:

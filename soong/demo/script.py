@@ -42,6 +42,13 @@ def soong_argv() -> list[str]:
     return [sys.executable, "-m", "soong"]
 
 
+def _minutes(value: object) -> object:
+    """Idle seconds from ``status -f json`` as whole minutes (other values as they are)."""
+    if isinstance(value, (int, float)):
+        return int(value // 60)
+    return value
+
+
 class DemoRun:
     """One run of the tour.
 
@@ -174,12 +181,12 @@ class DemoRun:
         while self.monotonic() < deadline:
             rows = self._json(*SANDBOX, "status")
             row = next((r for r in rows if r.get("Instance ID") == instance_id), None) if isinstance(rows, list) else None
-            if row is None or row.get("Status") in ("terminated", "terminating"):
-                self.out.write(f"  instance {instance_id} was terminated by its daemon (idle)\n")
+            if row is None:
+                self.out.write(f"  instance {instance_id} was terminated by its own daemon and is gone\n")
                 return
-            idle = row.get("Idle")
+            idle = _minutes(row.get("Idle"))
             if idle != shown:
-                self.out.write(f"  waiting... idle {idle}, status {row.get('Status')}\n")
+                self.out.write(f"  waiting... status {row.get('Status')}, idle {idle} min (sandbox time)\n")
                 self.out.flush()
                 shown = idle
             self.sleep(1.0)
