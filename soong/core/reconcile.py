@@ -142,12 +142,24 @@ def reconcile_with_provider(context: Any, *, ledger: Ledger | None = None, provi
     provider = context.provider(provider_name)
     live = provider.list_instances()
     report = reconcile(ledger, live, now=context.clock(), provider=provider_name, confirm_gone=provider_confirm_gone(provider))
-    if report.closed:
-        from soong.core.terminate import close_tunnels, forget_host
+    settle(context, report, emit=emit)
+    return report
 
-        for record in report.closed:  # ended elsewhere (its daemon, the console): drop its tunnel and host key
+
+def release_local_state(context: Any, records: Sequence[LedgerRecord]) -> None:
+    """Drop the tunnels and host keys of instances that ended (by their daemon, the console...)."""
+    from soong.core.terminate import close_tunnels, forget_host
+
+    for record in records:
+        if record.instance_id:
             close_tunnels(context, record.instance_id)
             forget_host(context, record.instance_id)
+
+
+def settle(context: Any, report: ReconcileReport, *, emit: bool = True) -> None:
+    """What follows a reconciliation: cost events for attached and closed records, and
+    the local tunnels and host keys of closed instances released."""
+    release_local_state(context, report.closed)
     if emit:
         from soong.core.costs import emitter_for, launched_event, terminated_event
 
@@ -156,7 +168,6 @@ def reconcile_with_provider(context: Any, *, ledger: Ledger | None = None, provi
             emitter.emit(launched_event(record, report.at))
         for record in report.closed:
             emitter.emit(terminated_event(record, report.at, by="reconcile"))
-    return report
 
 
 def adopt_instance(ledger: Ledger, instance: Instance, *, now: _dt.datetime, lease_hours: float, hard_limit_hours: float,

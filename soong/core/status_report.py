@@ -141,15 +141,11 @@ def ended_row(record: Any, now: _dt.datetime) -> StatusRow:
 
 
 def _reconcile(context: Any, ledger: Any, provider: Any, live: list[Any], now: _dt.datetime, report: StatusReport) -> Any:
-    from soong.core.costs import emitter_for, launched_event, terminated_event
-    from soong.core.reconcile import provider_confirm_gone, reconcile
+    from soong.core.reconcile import provider_confirm_gone, reconcile, settle
 
     result = reconcile(ledger, live, now=now, provider=provider.name, confirm_gone=provider_confirm_gone(provider))
-    emitter = emitter_for(context)
-    for record in result.attached:
-        emitter.emit(launched_event(record, now))
+    settle(context, result)
     for record in result.closed:
-        emitter.emit(terminated_event(record, now, by="reconcile"))
         report.warnings.append(f"instance {record.instance_id} is gone from the provider; closed in the ledger "
                                f"({record.end_reason})")
     if result.untracked:

@@ -37,7 +37,7 @@ from soong.core.atomic import write_private
 from soong.core.errors import ApiNotFoundError, SoongError
 from soong.core.jsonl import append_json_line, locked, read_json_lines
 from soong.core.ledger import Ledger, LedgerRecord
-from soong.core.reconcile import GONE_STATUSES, adopt_instance, provider_confirm_gone, reconcile
+from soong.core.reconcile import GONE_STATUSES, adopt_instance, provider_confirm_gone, reconcile, release_local_state
 from soong.core.types import Instance
 
 LOG = logging.getLogger(__name__)
@@ -258,6 +258,7 @@ class Watchdog:
             return
         rec = reconcile(self.ledger, live, now=now, provider=self.provider_name,
                         confirm_gone=provider_confirm_gone(self.provider))
+        release_local_state(self.context, rec.closed)
         for record in rec.closed:
             self._act(report, record.instance_id or record.launch_name, "closed-gone", record.end_reason,
                       "the provider no longer lists it; closed in the ledger")
