@@ -111,6 +111,7 @@ setup(
             "hypothesis>=6.80",
             "jsonschema>=4.18",
             "ruff>=0.4",
+            "mkdocs>=1.5",
         ],
     },
     entry_points={
