@@ -372,6 +372,26 @@ def accrued_event(record: Any, at: _dt.datetime) -> CostEvent:
     return event_from_record(record, "accrued", at, cost_usd=round(record.cost_usd(at), 6), hours=round(record.hours(at), 6))
 
 
+def activity_summary_event(context: Any, provider: Any, record: Any, *, timeout: float = 3.0) -> CostEvent | None:
+    """An ``activity`` event from the instance's daemon (``GET /status``), or None when it has no address.
+
+    Raises :class:`~soong.core.errors.SoongError` when the daemon cannot be asked.
+    """
+    from soong.core.daemon_client import connect
+
+    instance = provider.get_instance(record.instance_id)
+    if not instance.ip:
+        return None
+    with connect(context, instance, timeout=(timeout, timeout)) as client:
+        status = client.status()
+    summary = {
+        "activity_counts": dict(status.get("activity_counts") or {}),
+        "idle_seconds": (status.get("idle") or {}).get("idle_seconds"),
+        "last_activity": status.get("last_activity"),
+    }
+    return activity_event(record, context.clock(), summary)
+
+
 def activity_event(record: Any, at: _dt.datetime, summary: Mapping[str, Any]) -> CostEvent:
     """``activity``: a summary of use (requests, tokens, idle minutes) reported by the daemon."""
     return event_from_record(record, "activity", at, cost_usd=round(record.cost_usd(at), 6), activity=dict(summary))

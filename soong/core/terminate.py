@@ -129,10 +129,23 @@ class Stopper:
                 said = True
             self.sleep(self.poll)
 
+    def _report_activity(self, record: Any) -> None:
+        """Send the daemon's activity summary to the cost sinks before the instance ends (best effort)."""
+        from soong.core.costs import activity_summary_event, emit
+
+        try:
+            event = activity_summary_event(self.context, self.provider, record)
+        except (SoongError, OSError):
+            return  # the daemon cannot be asked: the terminate matters more than the summary
+        if event is not None:
+            emit(self.context, event)
+
     def stop(self, instance_id: str, *, reason: str = "user") -> StopOutcome:
         """End one instance; the outcome says whether its end is confirmed."""
-        close_tunnels(self.context, instance_id)
         record = self.ledger.get(instance_id)
+        if record is not None and record.is_open:
+            self._report_activity(record)
+        close_tunnels(self.context, instance_id)
         if record is not None and record.is_open:
             self.ledger.note_ending(instance_id, reason=reason, at=self.context.clock())
         accepted, error = self._send(instance_id)

@@ -284,7 +284,10 @@ class Watchdog:
             self._send(launched_event(record, now))
             tracked.append((record, inst))
         report.checked = len(tracked)
+        from soong.core.costs import accrued_event
+
         for record, inst in tracked:
+            self._send(accrued_event(record, now))  # a cost-so-far snapshot every pass
             try:
                 self._decide_and_act(report, self.ledger.require(record.instance_id), inst, now)  # type: ignore[arg-type]
             except SoongError as exc:

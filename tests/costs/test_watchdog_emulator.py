@@ -123,6 +123,8 @@ def test_within_its_lease_is_left_alone(emu):
     assert probed == []  # within the lease the daemon is not even asked
     assert live_status(emu, inst.id) == "active" and ledger.require(inst.id).is_open
     assert terminate_calls(emu) == []
+    [accrued] = ledger.events(instance_id=inst.id, kind="accrued")  # a cost-so-far snapshot per pass
+    assert accrued.cost_usd == pytest.approx(0.75, rel=0.05)
 
 
 def test_untracked_instances_are_left_alone(emu):

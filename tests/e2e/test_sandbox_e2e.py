@@ -8,6 +8,7 @@ sandbox process behind.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -103,4 +104,11 @@ def test_status_and_stop_at_the_same_time(run_soong, sandbox):
     assert _json(run_soong(*SANDBOX, "status", "-f", "json")) == []
     [row] = _json(run_soong(*SANDBOX, "history", "-f", "json"))
     assert row["Ended by"] == "user" and row["State"] == "ended"
+    # before terminating, stop sent the daemon's activity summary to the cost sinks
+    from soong.core.context import Context
+    from soong.core.ledger import Ledger
+
+    [activity] = Ledger.for_context(Context(profile="sandbox", env=dict(os.environ))).events(
+        instance_id=row["Instance ID"], kind="activity")
+    assert "activity_counts" in activity.data["activity"]
     assert _json(run_soong(*SANDBOX, "tunnel", "status", "-f", "json")) == []

@@ -68,5 +68,5 @@ def test_start_status_extend_stop(run_soong, soong_env, emu, daemon_port, tmp_pa
     assert record.instance_id == inst["id"] and record.state == "ended" and record.end_reason == "user"
     assert record.final_cost_usd is not None and record.launched_at is not None
     assert [hours for _at, hours, _end in ledger().extensions(inst["id"])] == [1.0]
-    assert [e.kind for e in ledger().events(instance_id=inst["id"])] == ["launched", "extended", "terminated"]
+    assert [e.kind for e in ledger().events(instance_id=inst["id"])] == ["launched", "extended", "activity", "terminated"]
     assert "no tunnel" in run_soong("tunnel", "stop").stdout
