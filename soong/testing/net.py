@@ -24,3 +24,15 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:g}s") from None
             time.sleep(0.05)
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn`` that gives a child the default Ctrl-C behaviour.
+
+    A process started in the background by a non-interactive shell (as CI runners
+    and ``cmd &`` do) inherits SIGINT *ignored*, and Python then never raises
+    KeyboardInterrupt; tests that send SIGINT to a child must undo that.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from soong.testing.net import default_sigint
 from tests.conftest import COMMAND_OUTPUT, VENV_BIN
 
 
@@ -122,7 +123,8 @@ def test_ctrl_c_in_the_wizard_leaves_the_old_config_and_keyring_untouched(run_so
     before = config_file(env).read_bytes()
     keyring_file = Path(os.environ["SOONG_TEST_KEYRING_FILE"])
     keyring_before = keyring_file.read_bytes() if keyring_file.exists() else None
-    proc = subprocess.Popen([str(VENV_BIN / "soong"), "configure", "--interactive"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([str(VENV_BIN / "soong"), "configure", "--interactive"], preexec_fn=default_sigint,
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write((emu.api_key + "\n").encode())
     proc.stdin.flush()

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from soong.testing.net import default_sigint
 from tests.conftest import COMMAND_OUTPUT, VENV_BIN
 from tests.lifecycle.conftest import ledger, live_instances
 from tests.lifecycle.instance_host import InstanceHost
@@ -28,7 +29,8 @@ class Running:
 
     def __init__(self, *args: str, stdin=subprocess.DEVNULL, yes: bool = True) -> None:
         argv = [str(VENV_BIN / "soong"), "start", *(["-y"] if yes else []), *args]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
+                                     preexec_fn=default_sigint)
         self.chunks: queue.Queue[bytes] = queue.Queue()
         self.text = ""
         threading.Thread(target=self._read, daemon=True).start()
