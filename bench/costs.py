@@ -18,11 +18,12 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import median_wall  # bench/timing.py (this folder is on sys.path when run as a script)
 
 BIN = Path(sys.executable).parent
 
@@ -33,17 +34,6 @@ def per_call(fn, runs: int) -> float:
     for i in range(runs):
         start = time.perf_counter()
         fn(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def wall(cmd: list[str], env: dict, runs: int = 7) -> float:
-    """Median wall time of a command."""
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -83,8 +73,8 @@ def main() -> None:
         for i in range(args.runs, 1000):
             one_launch(i)
         soong = str(BIN / "soong")
-        help_time = wall([soong, "--help"], env)
-        history = wall([soong, "history", "--offline", "--since", "30d", "-f", "json"], env)
+        help_time = median_wall([soong, "--help"], env)
+        history = median_wall([soong, "history", "--offline", "--since", "30d", "-f", "json"], env)
 
     print(f"{'case':<44}{'median ms':>10}{'x baseline':>12}")
     print(f"{'append one fsync-ed JSON line (baseline)':<44}{baseline * 1000:>10.2f}{1.0:>12.2f}")

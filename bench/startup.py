@@ -12,25 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import median_wall  # bench/timing.py (this folder is on sys.path when run as a script)
+
 BIN = Path(sys.executable).parent
-
-
-def measure(cmd: list[str], runs: int, env: dict) -> float:
-    """Median wall time of ``cmd`` over ``runs`` runs (after one warm-up)."""
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -40,7 +28,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=f"{home}/.config", XDG_STATE_HOME=f"{home}/.state",
                    XDG_DATA_HOME=f"{home}/.data", XDG_CACHE_HOME=f"{home}/.cache")
-        floor = measure([str(BIN / "python"), "-c", "import cliff.app, cliff.commandmanager, pluggy"], args.runs, env)
+        floor = median_wall([str(BIN / "python"), "-c", "import cliff.app, cliff.commandmanager, pluggy"], env, args.runs)
         cases = {
             "soong --help": [str(BIN / "soong"), "--help"],
             "soong plugins -f json": [str(BIN / "soong"), "plugins", "-f", "json"],
@@ -49,7 +37,7 @@ def main() -> int:
         print(f"{'import floor':<28}{floor:>10.3f}{1.0:>10.2f}")
         ratios = {}
         for name, cmd in cases.items():
-            value = measure(cmd, args.runs, env)
+            value = median_wall(cmd, env, args.runs)
             ratios[name] = value / floor
             print(f"{name:<28}{value:>10.3f}{ratios[name]:>10.2f}")
     target = 1.5

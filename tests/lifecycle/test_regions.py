@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from soong.core.errors import CapacityError, TransientError, UsageError
 from soong.core.regions import CapacityWaiter, RegionPolicy, decide_region, no_capacity_error
 from soong.core.types import InstanceType, Region
+from soong.testing.clock import ManualClock
 
 REGIONS = ("us-east-1", "us-west-1", "us-south-2", "europe-central-1")
 
@@ -80,17 +81,6 @@ def test_no_capacity_with_a_file_system_says_why_elsewhere_does_not_help():
     assert "models" in str(error) and "--retry-until-up" in str(error)
 
 
-class ManualClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_waiter_returns_once_capacity_appears_and_reports_each_wait():

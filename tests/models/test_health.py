@@ -10,6 +10,7 @@ import pytest
 
 from soong.core.errors import SoongError, UnreachableError
 from soong.plugins.sglang import health
+from soong.testing.clock import ManualClock
 from soong.testing.net import free_port
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -71,19 +72,6 @@ def server():
     srv.server_close()
 
 
-class FakeClock:
-    """Advances only when slept on."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_health_and_models(server):
@@ -124,7 +112,7 @@ def test_api_key_is_sent(server):
 
 def test_wait_until_ready_polls_through_loading(server):
     server.loading_checks = 3
-    clock = FakeClock()
+    clock = ManualClock()
     state = health.wait_until_ready(server.url, model=MODEL, timeout=60, interval=5, clock=clock, sleep=clock.sleep)
     assert state.serves(MODEL)
     assert clock.sleeps == [5, 5, 5]
@@ -132,7 +120,7 @@ def test_wait_until_ready_polls_through_loading(server):
 
 
 def test_wait_until_ready_times_out_on_the_wrong_model(server):
-    clock = FakeClock()
+    clock = ManualClock()
     with pytest.raises(UnreachableError, match="not other/model"):
         health.wait_until_ready(server.url, model="other/model", timeout=12, interval=5, clock=clock, sleep=clock.sleep)
     assert clock.now >= 12
@@ -140,6 +128,6 @@ def test_wait_until_ready_times_out_on_the_wrong_model(server):
 
 def test_wait_until_ready_times_out_while_loading(server):
     server.loading_checks = 10**6
-    clock = FakeClock()
+    clock = ManualClock()
     with pytest.raises(UnreachableError, match="not ready"):
         health.wait_until_ready(server.url, timeout=10, interval=5, clock=clock, sleep=clock.sleep)
