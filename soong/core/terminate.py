@@ -135,10 +135,10 @@ class Stopper:
 
         try:
             event = activity_summary_event(self.context, self.provider, record)
-        except (SoongError, OSError):
-            return  # the daemon cannot be asked: the terminate matters more than the summary
-        if event is not None:
-            emit(self.context, event)
+            if event is not None:
+                emit(self.context, event)
+        except Exception as exc:  # nothing about a summary may stand between the user and the terminate
+            self.report(f"no activity summary from the daemon of {record.instance_id} ({type(exc).__name__})")
 
     def stop(self, instance_id: str, *, reason: str = "user") -> StopOutcome:
         """End one instance; the outcome says whether its end is confirmed."""
