@@ -38,6 +38,7 @@ def test_gated_model_with_a_token_not_granted_is_refused_with_exit_5(run_soong, 
     result = run_soong(*START, env={"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_other"})
     assert result.returncode == 5, result.stderr
     assert f"{hub.url}/{LLAMA}" in result.stderr and "request access" in result.stderr
+    assert "hf_other" not in result.stdout + result.stderr  # the token is never printed
     assert launched_nothing(emu)
 
 
