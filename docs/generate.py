@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the reference pages under docs/ from the code (a test checks they are current).
 
-    .venv/bin/python docs/generate.py          # rewrite docs/configuration.md
+    .venv/bin/python docs/generate.py          # rewrite docs/configuration.md, commands.md and models.md's fit tables
     .venv/bin/python docs/generate.py --check  # exit 1 if a page is out of date
 """
 
@@ -97,7 +97,55 @@ def command_reference() -> str:
     return "\n".join(lines)
 
 
+def models_fit_tables() -> str:
+    """docs/models.md's generated part: usable memory per GPU model, and which static setups fit each model."""
+    from soong.core.gpu_memory import CUDA_CONTEXT_GIB, MIB, NVIDIA_SMI_MEMORY_MIB, TENSOR_PARALLEL_OVERHEAD_GIB
+    from soong.core.recommend import STATIC_SETUPS, assess, usable_vram_gib
+    from soong.core.vram import estimate, pool_tokens
+    from soong.plugins.sglang.catalog import BUILTIN_MODELS
+
+    lines = [
+        "| GPU (as Lambda names it) | sold as | nvidia-smi `memory.total` | usable GiB |",
+        "| --- | --- | --- | --- |",
+    ]
+    for (model, marketed), mib in sorted(NVIDIA_SMI_MEMORY_MIB.items(), key=lambda item: item[1]):
+        lines.append(f"| {model} | {marketed} GB | {mib} MiB | {mib * MIB / 2**30:.2f} |")
+    lines += [
+        "",
+        f"Every GPU also loses {CUDA_CONTEXT_GIB:g} GiB to the CUDA context before SGLang measures it, "
+        f"{CUDA_CONTEXT_GIB + TENSOR_PARALLEL_OVERHEAD_GIB:g} GiB with tensor parallelism (NCCL buffers).",
+        "",
+        "Which of the static setups (`STATIC_SETUPS`) serve each built-in model at its default context, "
+        "one request at a time; a setup's usable GiB in brackets:",
+        "",
+        "| model | precision | context | needs (GiB) | KV pool on the smallest fit (tokens) | setups that fit (usable GiB) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for spec in BUILTIN_MODELS:
+        fits = [s for s in STATIC_SETUPS if assess(spec, s).fits]
+        fits.sort(key=lambda s: (usable_vram_gib(s), s.gpu_count, s.name))
+        need = estimate(spec, tp_size=fits[0].gpu_count if fits else 1)
+        pool = (f"{pool_tokens(spec, usable_vram_gib(fits[0]) / fits[0].gpu_count, gpu_count=fits[0].gpu_count):,}"
+                if fits else "")
+        names = ", ".join(f"{s.name} ({usable_vram_gib(s):.1f})" for s in fits) or "none"
+        lines.append(f"| {spec.id} | {spec.precision} | {spec.default_context // 1024}k | {need.total_gib:.1f} | "
+                     f"{pool} | {names} |")
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {"configuration.md": configuration_reference, "commands.md": command_reference}
+#: Generated parts of hand-written pages: (page, marker) -> builder. The part sits between
+#: ``<!-- generated: MARKER -->`` and ``<!-- end generated: MARKER -->``.
+PARTS = {("models.md", "fit tables"): models_fit_tables}
+
+
+def fill_part(text: str, marker: str, body: str) -> str:
+    """``text`` with the part named ``marker`` replaced by ``body``; ValueError when the markers are missing."""
+    begin, end = f"<!-- generated: {marker} -->\n", f"<!-- end generated: {marker} -->"
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"markers for {marker!r} not found")
+    return text[: start + len(begin)] + body + text[stop:]
 
 
 def main(argv: list[str]) -> int:
@@ -110,6 +158,15 @@ def main(argv: list[str]) -> int:
             if not path.exists() or path.read_text() != text:
                 stale.append(name)
         else:
+            path.write_text(text)
+    for (name, marker), build in PARTS.items():
+        path = DOCS / name
+        current = path.read_text()
+        text = fill_part(current, marker, build())
+        if check:
+            if text != current:
+                stale.append(f"{name} ({marker})")
+        elif text != current:
             path.write_text(text)
     if stale:
         print(f"out of date: {', '.join(stale)}; run docs/generate.py", file=sys.stderr)

@@ -31,8 +31,17 @@ SHARED = _find_shared()
 TEST_SECRETS = {"lambda_api_key": "secret_test-api-key-7c1e2f", "daemon_token": "tok_test-daemon-token-93ab51"}
 
 
+@pytest.fixture(scope="session")
+def hub_standin():
+    """A Hugging Face Hub stand-in on loopback for the whole run: every model public (soong.testing.hub)."""
+    from soong.testing.hub import HubStandIn
+
+    with HubStandIn() as hub:
+        yield hub
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
+def isolated_env(tmp_path, monkeypatch, hub_standin):
     """A private HOME, XDG dirs and a real file keyring backend for each test."""
     home = tmp_path / "home"
     home.mkdir()
@@ -44,9 +53,11 @@ def isolated_env(tmp_path, monkeypatch):
         "XDG_CACHE_HOME": str(home / ".cache"),
         "PYTHON_KEYRING_BACKEND": "soong.testing.keyring_backend.FileKeyring",
         "SOONG_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
+        "HF_ENDPOINT": hub_standin.url,  # the gated-model check before a launch never leaves loopback
     }
     for name in ("SOONG_CONFIG_DIR", "SOONG_PROFILE", "LAMBDA_API_KEY", "SOONG_DAEMON_TOKEN",
-                 "SOONG_DISABLE_PLUGINS", "SOONG_LOAD_PLUGINS", "SOONG_LAMBDA_API_URL", "HF_TOKEN"):
+                 "SOONG_DISABLE_PLUGINS", "SOONG_LOAD_PLUGINS", "SOONG_LAMBDA_API_URL", "HF_TOKEN",
+                 "SOONG_HUGGINGFACE_ENDPOINT", "SOONG_HUGGINGFACE_CHECK_GATED"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -28,6 +28,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
                    "launch_interval_seconds": 0.0, "launch_lookup_seconds": 5.0},
         "tunnel": {"backend": "direct"},
         "services": {"n8n": False},
+        "huggingface": {"check_gated": False},  # the sandbox downloads nothing and reaches no network
     },
 }
 

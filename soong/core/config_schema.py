@@ -173,6 +173,8 @@ KEYS: tuple[Key, ...] = (
     Key("tunnel.sglang_port", "int", 8000, "Local port for SGLang's OpenAI-compatible API.", **PORT),
     Key("tunnel.n8n_port", "int", 5678, "Local port for n8n.", **PORT),
     Key("tunnel.status_port", "int", 8080, "Local port for the status daemon.", **PORT),
+    Key("huggingface.endpoint", "str", None, "Hugging Face Hub URL for the gated-model check before a launch (None: $HF_ENDPOINT, else https://huggingface.co).", nullable=True, check=_url),
+    Key("huggingface.check_gated", "bool", True, "Before launching, ask the Hub whether the model is gated and hf_token may download it."),
     Key("services.sglang", "bool", True, "Run SGLang on the instance."),
     Key("services.n8n", "bool", True, "Run n8n on the instance."),
     Key("secrets.backend", "str", "keyring", "Where secrets live: keyring, or file (0600 plaintext, opt-in).", choices=("keyring", "file")),

@@ -10,8 +10,9 @@ PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "awq", "gptq", "mxf
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-#: The serving engine's ``--quantization`` values that match each stored precision
-#: (SGLang's names); None means unquantized weights, served without the flag.
+#: The checkpoint ``quant_method`` values (SGLang's names) that match each stored precision;
+#: None means unquantized weights. The value documents the checkpoint: the bootstrap
+#: passes no ``--quantization`` and lets SGLang read it (see ``sglang_command``).
 QUANTIZATION_FOR_PRECISION: dict[str, tuple[str | None, ...]] = {
     "fp32": (None,),
     "bf16": (None,),

@@ -3,11 +3,13 @@
 A type qualifies when all of these hold (:func:`assess`):
 
 - it has GPUs, and the GPU generation supports the checkpoint's precision
-  (bf16 and 4-bit kernels need compute capability 8.0, fp8 needs 8.9: no fp8 on
-  A100/A10/A6000; see :data:`GPU_COMPUTE_CAPABILITY`);
+  (:data:`MIN_COMPUTE_CAPABILITY`; bf16, 4-bit and fp8 kernels need compute
+  capability 8.0: fp8 runs on A100/A10/A6000 through Marlin; see
+  :data:`GPU_COMPUTE_CAPABILITY`);
 - tensor-parallel size = GPU count divides the attention heads, and the KV heads
   split (or replicate) evenly (:func:`soong.core.vram.tp_problem`);
-- the estimate (:func:`soong.core.vram.estimate`) fits the total GPU memory.
+- the estimate (:func:`soong.core.vram.estimate`) fits the *usable* GPU memory
+  (:func:`usable_vram_gib`: nvidia-smi's figure per GPU model, not the marketed GB).
 
 :func:`recommend` ranks qualifying live types by price per hour, then by
 capacity available now, then by more free memory. It never returns a type that
@@ -22,6 +24,7 @@ import re
 from typing import Iterable, Sequence
 
 from soong.core.errors import UsageError
+from soong.core.gpu_memory import UsableMemory, usable
 from soong.core.types import InstanceType, ModelSpec
 from soong.core.vram import VramEstimate, estimate, tp_problem
 
@@ -37,10 +40,19 @@ GPU_COMPUTE_CAPABILITY: dict[str, float] = {
 }
 
 #: Minimum compute capability for SGLang's kernels of each precision.
+#: fp8: SGLang 0.5.23 serves FP8 checkpoints down to sm80 (``Fp8Config.get_min_capability``
+#: returns 80, sglang/srt/layers/quantization/fp8.py); on 8.0 <= sm < 8.9 (A100, A10,
+#: A6000) ``Fp8LinearMethod`` switches to the weight-only Marlin kernel by itself
+#: (``use_marlin = ... can_auto_enable_marlin_fp8()``, fp8.py; ``80 <= sm < 89`` in
+#: ``can_auto_enable_marlin_fp8``, fp8_utils.py), block-quantized checkpoints included
+#: (``prepare_fp8_layer_for_marlin`` with ``weight_block_size``, fp8.py). The weights
+#: stay 8-bit in memory, so the estimate is the same as on Hopper.
+#: awq/gptq: Marlin kernels need sm80 (``check_marlin_supported``), below it SGLang falls
+#: back to its slow kernels, which soong does not offer.
 MIN_COMPUTE_CAPABILITY: dict[str, float] = {
     "fp32": 8.0, "bf16": 8.0, "fp16": 8.0, "int8": 8.0,
     "int4": 8.0, "awq": 8.0, "gptq": 8.0,
-    "fp8": 8.9, "mxfp4": 9.0, "nvfp4": 10.0,
+    "fp8": 8.0, "mxfp4": 9.0, "nvfp4": 10.0,
 }
 
 
@@ -57,6 +69,7 @@ STATIC_SETUPS: tuple[InstanceType, ...] = (
     _static("gpu_1x_a6000", 1, 48, "A6000"),
     _static("gpu_2x_a6000", 2, 48, "A6000"),
     _static("gpu_1x_h100_pcie", 1, 80, "H100"),
+    _static("gpu_2x_a100", 2, 40, "A100"),
     _static("gpu_1x_gh200", 1, 96, "GH200"),
     _static("gpu_4x_a6000", 4, 48, "A6000"),
     _static("gpu_2x_h100_sxm5", 2, 80, "H100"),
@@ -82,11 +95,16 @@ class Fit:
         return self.problem is None
 
     @property
+    def usable_gib(self) -> float:
+        """Usable GPU memory over all GPUs of the type (:func:`usable_vram_gib`)."""
+        return usable_vram_gib(self.instance_type)
+
+    @property
     def headroom_gib(self) -> float:
-        """GPU memory left over after the estimate (negative when it does not fit)."""
+        """Usable GPU memory left over after the estimate (negative when it does not fit)."""
         if self.estimate is None:
             return -1.0
-        return self.instance_type.total_vram_gib - self.estimate.total_gib
+        return self.usable_gib - self.estimate.total_gib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,12 +134,24 @@ class Recommendation:
             "gpus": f"{it.gpu_count}x {it.gpu_description}",
             "tp_size": it.gpu_count,
             "price_per_hour": it.price_per_hour,
-            "total_vram_gib": round(it.total_vram_gib, 1),
+            "total_vram_gib": round(self.fit.usable_gib, 1),
             "needed_gib": round(self.fit.estimate.total_gib, 1),
             "headroom_gib": round(self.fit.headroom_gib, 1),
             "available": self.available,
             "regions": [r.name for r in it.regions_with_capacity],
         }
+
+
+def usable_memory(instance_type: InstanceType) -> UsableMemory:
+    """What one GPU of ``instance_type`` offers (GiB), from its GPU model and marketed GB."""
+    return usable(instance_type.gpu_model, instance_type.gpu_memory_gib)
+
+
+def usable_vram_gib(instance_type: InstanceType) -> float:
+    """Usable GiB over all GPUs of ``instance_type`` (the marketed figure only for unknown GPUs, derated)."""
+    if instance_type.gpu_count < 1 or instance_type.gpu_memory_gib <= 0:
+        return 0.0
+    return instance_type.gpu_count * usable_memory(instance_type).gib
 
 
 def compute_capability(instance_type: InstanceType) -> float | None:
@@ -155,8 +185,9 @@ def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None 
     if problem:
         return Fit(instance_type, None, problem)
     need = estimate(spec, context, concurrency=concurrency, tp_size=count)
-    if need.total_gib > instance_type.total_vram_gib:
-        return Fit(instance_type, need, f"needs {need.total_gib:.1f} GiB, has {instance_type.total_vram_gib:g} GiB")
+    has = usable_vram_gib(instance_type)
+    if need.total_gib > has:
+        return Fit(instance_type, need, f"needs {need.total_gib:.1f} GiB, has {has:.1f} usable GiB")
     return Fit(instance_type, need, None)
 
 
@@ -187,11 +218,11 @@ def recommend(spec: ModelSpec, instance_types: Iterable[InstanceType], *, contex
 
 def smallest_setup(spec: ModelSpec, *, context: int | None = None, concurrency: int = 1,
                    setups: Sequence[InstanceType] = STATIC_SETUPS) -> Fit | None:
-    """The fitting setup of :data:`STATIC_SETUPS` with the least GPU memory (then fewest GPUs), offline."""
+    """The fitting setup of :data:`STATIC_SETUPS` with the least usable GPU memory (then fewest GPUs), offline."""
     fits = [f for f in (assess(spec, s, context=context, concurrency=concurrency) for s in setups) if f.fits]
     if not fits:
         return None
-    return min(fits, key=lambda f: (f.instance_type.total_vram_gib, f.instance_type.gpu_count, f.instance_type.name))
+    return min(fits, key=lambda f: (f.usable_gib, f.instance_type.gpu_count, f.instance_type.name))
 
 
 def gpu_count_from_name(name: str) -> int | None:

@@ -15,6 +15,7 @@ import re
 from typing import Any, Callable, Protocol, Sequence
 
 from soong.core.errors import AbortedError, NotFoundError, UsageError
+from soong.core.hub import check_model_access
 from soong.core.launch import LaunchOrder
 from soong.core.launch_choice import TypeChoice, choose_instance_type, resolve_model
 from soong.core.regions import CapacityWaiter, RegionDecision, RegionPolicy, decide_region, filesystem_region, no_capacity_error
@@ -140,6 +141,7 @@ class LaunchPlanner:
         lease, hard = _lease(self.context, request.hours)
         policy = self.policy(request)
         spec, choice, context_length = self.choose_type(request, policy)
+        check_model_access(self.context, spec, warn=self.ui.say)  # a gated model without access: refuse before launch
         name = _name(request, spec.id)
         ssh_key = _ssh_key_name(self.context, self.provider)
         if choice.forced:

@@ -1,23 +1,38 @@
 """How much GPU memory a model needs to be served, and whether a GPU setup holds it.
 
-The estimate has three terms (all in GiB, 2**30 bytes, the unit GPU memory is sold in)::
+All sizes are GiB (2**30 bytes). GPU memory is *sold* in marketed GB; what a GPU
+really offers is :func:`soong.core.gpu_memory.usable` (nvidia-smi's ``memory.total``).
+
+SGLang's rule (sglang 0.5.23, ``sglang/srt/mem_cache/kv_cache_configurator.py``,
+``_profile_available_bytes``): the KV pool gets what is free after the weights are
+loaded, minus ``pre_model_load_memory x (1 - mem_fraction_static)``, where
+``pre_model_load_memory`` is what was free before loading, measured after the CUDA
+context and torch.distributed are set up (``model_runner.py``, ``init_torch_distributed``).
+Per GPU, with ``usable`` GiB and a context overhead ``ctx``
+(:func:`soong.core.gpu_memory.overhead_gib`)::
+
+    pool = (usable - ctx) - weights/tp - (usable - ctx) x (1 - f)
+         = (usable - ctx) x f - weights/tp
+
+so a setup serves ``kv_cache`` when ``usable >= (weights + kv_cache) / tp / f + ctx``.
+The estimate keeps that as three terms::
 
     weights  = params x bits_per_weight(precision) / 8
     kv_cache = 2 (K and V) x layers x kv_heads_stored x head_dim x kv_bytes x context x concurrency
-    runtime  = (weights + kv_cache) x (1 / mem_fraction_static - 1)
-    total    = weights + kv_cache + runtime
+    runtime  = (weights + kv_cache) x (1 / f - 1) + tp x ctx
+    total    = weights + kv_cache + runtime          (per GPU: total / tp)
 
 ``bits_per_weight`` is the checkpoint's real storage precision plus the overhead
 of its quantization scales (see :data:`BITS_PER_WEIGHT`). ``kv_heads_stored`` is
 the model's KV head count, or the tensor-parallel size when that is larger
 (each GPU then keeps a replica of one KV head). ``runtime`` is the share of
 every GPU that SGLang leaves outside its static pool (weights + KV cache) for
-the CUDA context, activations and CUDA graphs: SGLang's ``--mem-fraction-static``,
-which soong passes explicitly (:data:`MEM_FRACTION_STATIC`) so that this
-estimate and the server agree.
+activations and CUDA graphs (``f`` = SGLang's ``--mem-fraction-static``, which soong
+passes explicitly, :data:`MEM_FRACTION_STATIC`, so that this estimate and the server
+agree), plus the CUDA context every GPU loses first.
 
-A setup of ``n`` GPUs with ``m`` GiB each fits when ``total <= n x m``, the GPU
-count divides the attention heads (tensor parallelism splits heads evenly) and
+A setup of ``n`` GPUs with ``u`` usable GiB each fits when ``total <= n x u``, the
+GPU count divides the attention heads (tensor parallelism splits heads evenly) and
 the KV heads split or replicate evenly. Worked example in ``docs/models.md``.
 """
 
@@ -26,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from soong.core.gpu_memory import overhead_gib
 from soong.core.types import ModelSpec
 
 GIB = float(2**30)
@@ -126,8 +142,27 @@ def estimate(spec: ModelSpec, context: int | None = None, *, concurrency: int = 
         raise ValueError("mem_fraction_static must be between 0 and 1")
     weights = weights_gib(spec)
     kv = kv_bytes_per_token(spec, tp_size, kv_bytes) * context * concurrency / GIB
-    runtime = (weights + kv) * (1 / mem_fraction_static - 1)
+    runtime = (weights + kv) * (1 / mem_fraction_static - 1) + tp_size * overhead_gib(tp_size)
     return VramEstimate(weights, kv, runtime, context, concurrency, tp_size)
+
+
+def pool_gib(spec: ModelSpec, usable_gib_per_gpu: float, *, gpu_count: int = 1,
+             mem_fraction_static: float = MEM_FRACTION_STATIC) -> float:
+    """GiB SGLang's KV pool gets over all ``gpu_count`` GPUs of ``usable_gib_per_gpu`` each (<= 0: none).
+
+    SGLang's rule, per GPU: ``(usable - overhead) x f - weights / tp`` (module docstring).
+    """
+    per_gpu = (usable_gib_per_gpu - overhead_gib(gpu_count)) * mem_fraction_static - weights_gib(spec) / gpu_count
+    return per_gpu * gpu_count
+
+
+def pool_tokens(spec: ModelSpec, usable_gib_per_gpu: float, *, gpu_count: int = 1, kv_bytes: int = DEFAULT_KV_BYTES,
+                mem_fraction_static: float = MEM_FRACTION_STATIC) -> int:
+    """How many tokens SGLang's KV pool holds on ``gpu_count`` GPUs of ``usable_gib_per_gpu`` GiB (0 if none)."""
+    pool = pool_gib(spec, usable_gib_per_gpu, gpu_count=gpu_count, mem_fraction_static=mem_fraction_static)
+    if pool <= 0:
+        return 0
+    return int(pool * GIB // kv_bytes_per_token(spec, gpu_count, kv_bytes))
 
 
 def tp_problem(spec: ModelSpec, gpu_count: int) -> str | None:
@@ -143,9 +178,7 @@ def tp_problem(spec: ModelSpec, gpu_count: int) -> str | None:
 
 def max_context_for(spec: ModelSpec, total_vram_gib: float, *, gpu_count: int = 1, concurrency: int = 1,
                     kv_bytes: int = DEFAULT_KV_BYTES, mem_fraction_static: float = MEM_FRACTION_STATIC) -> int:
-    """The longest context (capped at the model's maximum) that fits ``total_vram_gib``; 0 if none."""
-    budget = total_vram_gib * mem_fraction_static * GIB - weights_gib(spec) * GIB
-    if budget <= 0:
-        return 0
-    tokens = int(budget // (kv_bytes_per_token(spec, gpu_count, kv_bytes) * concurrency))
-    return min(tokens, spec.max_context)
+    """The longest context (capped at the model's maximum) that fits ``total_vram_gib`` usable GiB; 0 if none."""
+    tokens = pool_tokens(spec, total_vram_gib / max(gpu_count, 1), gpu_count=max(gpu_count, 1), kv_bytes=kv_bytes,
+                         mem_fraction_static=mem_fraction_static)
+    return min(tokens // concurrency, spec.max_context)

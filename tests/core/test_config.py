@@ -127,7 +127,7 @@ def _value_strategy(key):
     if key.kind == "str":
         if key.choices:
             return st.sampled_from(key.choices)
-        if key.path == "lambda.api_url":
+        if key.path in ("lambda.api_url", "huggingface.endpoint"):  # URL-checked keys
             return st.from_regex(r"\Ahttps?://[a-z0-9.]{1,20}(:[0-9]{2,5})?/api/v1\Z")
         return st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
     if key.kind == "list":

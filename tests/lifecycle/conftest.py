@@ -73,6 +73,8 @@ def soong_env(emu, daemon_port, monkeypatch):
         "SOONG_TUNNEL_BACKEND": "direct",
         "SOONG_SERVICES_N8N": "false",
         "SOONG_STATUS_DAEMON_PORT": str(daemon_port),
+        # a model whose default 32k context fits the A10 (llama-3.1-8b's SGLang pool there holds ~30k tokens)
+        "SOONG_DEFAULTS_MODEL": "mistral-7b",
         "NO_COLOR": "1",
     }
     for key, value in env.items():

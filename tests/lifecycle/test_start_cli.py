@@ -19,7 +19,7 @@ def no_secret(result):
 
 
 def test_dry_run_prints_request_and_bootstrap_without_secrets_and_launches_nothing(run_soong, soong_env, emu):
-    result = run_soong("start", "--model", "llama-3.1-8b", "--dry-run")
+    result = run_soong("start", "--model", "mistral-7b", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert '"instance_type_name": "gpu_1x_a10"' in result.stdout
     assert '"ssh_key_names": [\n    "me"\n  ]' in result.stdout

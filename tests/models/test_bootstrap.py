@@ -168,7 +168,7 @@ def test_sglang_unit_matches_the_entry(host, make_plan, catalog):
     unit = awq["/etc/systemd/system/soong-sglang.service"]["content"]
     command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     for piece in ("-m sglang.launch_server", "--model-path hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4",
-                  "--tp 2", "--context-length 16384", "--quantization awq", "--host 127.0.0.1", "--port 8000",
+                  "--tp 2", "--context-length 16384", "--host 127.0.0.1", "--port 8000",
                   "--enable-metrics"):
         assert piece in command
     assert "TimeoutStartSec=" in unit and "EnvironmentFile=/etc/soong/hf-token.env" in unit

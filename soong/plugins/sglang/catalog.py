@@ -8,8 +8,9 @@ Hugging Face (``num_hidden_layers``, ``num_attention_heads``,
 
 ``precision`` is what the checkpoint really stores. Quantized entries point at
 quantized checkpoints (an ``int4`` entry at an AWQ or GPTQ repository, an ``fp8``
-entry at an FP8 one) and carry the SGLang ``--quantization`` value that matches
-the checkpoint's ``quantization_config.quant_method``. ``default_context`` is
+entry at an FP8 one) and carry the checkpoint's ``quantization_config.quant_method``
+(SGLang's name for it). The bootstrap does not pass it to SGLang, which reads it
+from the checkpoint and picks its Marlin kernels itself (see ``sglang_command``). ``default_context`` is
 what soong launches with unless told otherwise: the model's native window, capped
 at 32k tokens so that the KV cache stays a fraction of the weights.
 """
@@ -90,7 +91,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         id="qwen3-32b-fp8", hf_path="Qwen/Qwen3-32B-FP8", params_billion=32.8, precision="fp8", quantization="fp8",
         # config.json: same architecture as Qwen3-32B; quantization_config: fp8, 128x128 weight blocks
         layers=64, attention_heads=64, kv_heads=8, head_dim=128, max_context=40960, default_context=32768,
-        good_for="Qwen3-32B on one 80 GB Hopper GPU", not_good_for="A100/A10/A6000 (no fp8 support)",
+        good_for="Qwen3-32B on one 48-80 GB GPU (Marlin FP8 on A100/A6000)",
+        not_good_for="top speed on Ampere (weight-only FP8 there)",
     ),
     # --- 70B+ -------------------------------------------------------------------------
     _entry(

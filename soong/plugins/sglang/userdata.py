@@ -183,7 +183,22 @@ def fs_parts(plan: LaunchPlan) -> list[UserDataPart]:
 
 
 def sglang_command(plan: LaunchPlan) -> list[str]:
-    """The SGLang launch command for ``plan`` (every argument safe to put in a unit file)."""
+    """The SGLang launch command for ``plan`` (every argument safe to put in a unit file).
+
+    It carries no ``--quantization``: a quantized entry points at a checkpoint whose
+    ``config.json`` has a ``quantization_config``, and SGLang reads the method from it
+    and upgrades it to the fast kernel itself. In sglang 0.5.23,
+    ``ModelConfig._verify_quantization`` (sglang/srt/configs/model_config.py) asks every
+    method's ``override_quantization_method(quant_cfg, user_quant)``; AWQ's returns
+    ``awq_marlin`` when ``user_quant`` is None and the checkpoint is Marlin-compatible
+    (sglang/srt/layers/quantization/awq/awq.py), GPTQ's returns ``gptq_marlin`` alike
+    (gptq/gptq.py). An explicit ``--quantization awq``/``gptq`` instead *forces* the slow
+    kernels ("Use quantization=awq_marlin for faster inference"), and an explicit
+    ``awq_marlin`` on a checkpoint Marlin cannot run is a ValueError ("does not match"),
+    so leaving the flag out is the one choice that is fast where it can be and correct
+    everywhere. FP8 checkpoints are detected the same way (``quant_method: fp8``).
+    ``ModelSpec.quantization`` stays the checkpoint's method, for the catalog and its checks.
+    """
     spec = plan.model
     command = ["/opt/soong/sglang/venv/bin/python", "-m", "sglang.launch_server",
                "--model-path", _unit_arg(spec.hf_path, "hf_path"),
@@ -192,8 +207,6 @@ def sglang_command(plan: LaunchPlan) -> list[str]:
                "--host", "127.0.0.1", "--port", str(SGLANG_PORT),
                "--mem-fraction-static", f"{plan.mem_fraction_static:g}",
                "--enable-metrics"]
-    if spec.quantization:
-        command += ["--quantization", _unit_arg(spec.quantization, "quantization")]
     command += [_unit_arg(arg, "extra argument") for arg in spec.extra_args]
     return command
 
