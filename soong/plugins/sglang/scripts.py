@@ -38,8 +38,18 @@ fi
 printf '%s phase=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$phase" "$*" >> "$log"
 """
 
+#: Seconds apt-get waits for the dpkg lock (and retries ``apt-get update``) on first boot.
+APT_LOCK_TIMEOUT = 900
+
 MAKE_VENV_SH = r"""#!/bin/bash
 # Create a Python venv at $1, installing python3-venv first if the image lacks it.
+# On first boot the image's unattended upgrades (apt-daily) may hold apt's locks. The
+# install waits for the dpkg lock with apt's DPkg::Lock::Timeout (read by debSystem::Lock,
+# apt-pkg/deb/debsystem.cc; added in apt 1.9.11, "apt(8): Wait for lock", so present in
+# Ubuntu 22.04's apt 2.4.5 and 24.04's 2.7.14, packages.ubuntu.com/{jammy,noble}/apt).
+# 'apt-get update' takes the lists lock, which that option does not cover
+# (pkgAcquire::GetLock, apt-pkg/acquire.cc, takes it without waiting; apt 2.6.1's
+# source), so it is retried until the same deadline.
 set -euo pipefail
 target=${1:?usage: make-venv DIR}
 if [ -x "$target/bin/python" ]; then
@@ -48,11 +58,19 @@ fi
 mkdir -p "$(dirname "$target")"
 if ! python3 -m venv "$target"; then
   rm -rf "$target"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+  lock_wait=${SOONG_APT_LOCK_TIMEOUT:-@APT_LOCK_TIMEOUT@}
+  deadline=$(( $(date +%s) + lock_wait ))
+  until apt-get -o DPkg::Lock::Timeout="$lock_wait" update -q; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "make-venv: apt-get update still failing after ${lock_wait}s (another apt holds its lock?)" >&2
+      exit 1
+    fi
+    sleep 10
+  done
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y -q python3-venv
   python3 -m venv "$target"
 fi
-"""
+""".replace("@APT_LOCK_TIMEOUT@", str(APT_LOCK_TIMEOUT))
 
 WAIT_HTTP_SH = r"""#!/bin/bash
 # Wait until URL answers with HTTP 200, then log PHASE; log <service>-failed after TIMEOUT seconds.
@@ -219,13 +237,42 @@ PATH="$root/node/bin:$PATH" npm install --prefix "$root/app" --no-fund --no-audi
 touch "$marker"
 """
 
+#: Written by the preflight when it fails; the parts after it start nothing while it exists.
+PREFLIGHT_FAILED_MARKER = "/var/lib/soong/preflight.failed"
+
+PREFLIGHT_SH = r"""#!/bin/bash
+# soong: preflight. Check Python, glibc, the NVIDIA driver, the GPUs and the disk before
+# anything big is installed. The program logs phase=preflight-ok or phase=preflight-failed
+# itself (exit 0 or 1); if it cannot run at all, this logs the failure. After a failure
+# the parts that follow start nothing (they check @MARKER@).
+set -uo pipefail
+status=0
+@PYTHON@ @PROGRAM@ --config @CONFIG@ || status=$?
+if [ "$status" = 0 ] || [ "$status" = 1 ]; then
+  exit "$status"
+fi
+if [ ! -x @PYTHON@ ]; then
+  reason="the image has no @PYTHON@ to run the preflight with"
+else
+  reason="the preflight program could not run (exit status $status); see /var/log/cloud-init-output.log"
+fi
+mkdir -p "$(dirname @MARKER@)"
+printf '%s\n' "$reason" > @MARKER@
+/usr/local/lib/soong/bootlog preflight-failed "$reason"
+exit 1
+"""
+
 START_UNITS_SH = r"""#!/bin/bash
 # soong: @WHAT@. Starts without waiting; the units order themselves.
 set -euo pipefail
+if [ -e @@MARKER@@ ]; then
+  echo "soong: the preflight failed ($(head -c 300 @@MARKER@@)); not starting: @WHAT@" >&2
+  exit 0
+fi
 systemctl daemon-reload
 systemctl enable @UNITS@
 systemctl start --no-block @START@
-"""
+""".replace("@@MARKER@@", PREFLIGHT_FAILED_MARKER)
 
 DAEMON_UNIT = """[Unit]
 Description=soong status daemon (lease, idle and hard-limit guard)
