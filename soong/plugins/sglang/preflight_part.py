@@ -71,7 +71,7 @@ def preflight_parts(plan: LaunchPlan) -> list[UserDataPart]:
         {"path": PREFLIGHT_PROGRAM_PATH, "content": program_text(), "owner": "root:root", "permissions": "0755"},
         {"path": PREFLIGHT_CONFIG_PATH, "content": config_text, "owner": "root:root", "permissions": "0644"},
     ]
-    run = scripts.fill(scripts.PREFLIGHT_SH, PYTHON=IMAGE_PYTHON, PROGRAM=PREFLIGHT_PROGRAM_PATH,
-                       CONFIG=PREFLIGHT_CONFIG_PATH, MARKER=PREFLIGHT_FAILED_MARKER)
+    run = scripts.fill(scripts.PREFLIGHT_SH, PYTHON=IMAGE_PYTHON, CONFIG=PREFLIGHT_CONFIG_PATH,
+                       MARKER=PREFLIGHT_FAILED_MARKER)
     return [UserDataPart("soong-preflight", "cloud-config", {"write_files": files}, order=PREFLIGHT_ORDER),
             UserDataPart("soong-preflight.sh", "shellscript", run, order=PREFLIGHT_ORDER)]

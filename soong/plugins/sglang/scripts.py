@@ -244,29 +244,33 @@ PREFLIGHT_SH = r"""#!/bin/bash
 # soong: preflight. Check Python, glibc, the NVIDIA driver, the GPUs and the disk before
 # anything big is installed. The program logs phase=preflight-ok or phase=preflight-failed
 # itself (exit 0 or 1); if it cannot run at all, this logs the failure. After a failure
-# the parts that follow start nothing (they check @MARKER@).
+# the parts that follow start nothing (they check the marker file).
 set -uo pipefail
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+marker=${SOONG_PREFLIGHT_MARKER:-@MARKER@}
+python=${SOONG_PREFLIGHT_PYTHON:-@PYTHON@}
 status=0
-@PYTHON@ @PROGRAM@ --config @CONFIG@ || status=$?
+"$python" "$lib/preflight.py" --config "${SOONG_PREFLIGHT_CONFIG:-@CONFIG@}" || status=$?
 if [ "$status" = 0 ] || [ "$status" = 1 ]; then
   exit "$status"
 fi
-if [ ! -x @PYTHON@ ]; then
-  reason="the image has no @PYTHON@ to run the preflight with"
+if [ ! -x "$python" ]; then
+  reason="the image has no $python to run the preflight with"
 else
   reason="the preflight program could not run (exit status $status); see /var/log/cloud-init-output.log"
 fi
-mkdir -p "$(dirname @MARKER@)"
-printf '%s\n' "$reason" > @MARKER@
-/usr/local/lib/soong/bootlog preflight-failed "$reason"
+mkdir -p "$(dirname "$marker")"
+printf '%s\n' "$reason" > "$marker"
+"$lib/bootlog" preflight-failed "$reason"
 exit 1
 """
 
 START_UNITS_SH = r"""#!/bin/bash
 # soong: @WHAT@. Starts without waiting; the units order themselves.
 set -euo pipefail
-if [ -e @@MARKER@@ ]; then
-  echo "soong: the preflight failed ($(head -c 300 @@MARKER@@)); not starting: @WHAT@" >&2
+marker=${SOONG_PREFLIGHT_MARKER:-@@MARKER@@}
+if [ -e "$marker" ]; then
+  echo "soong: the preflight failed ($(head -c 300 "$marker")); not starting: @WHAT@" >&2
   exit 0
 fi
 systemctl daemon-reload
