@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from soong_daemon import __version__, operations, prometheus, rules
+from soong_daemon import __version__, operations, preflight, prometheus, rules
 from soong_daemon.clock import iso
 from soong_daemon.config import DaemonConfig
 from soong_daemon.state import State
@@ -82,6 +82,7 @@ def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dic
             "last_error": termination.get("last_error"), "instance_status": termination.get("instance_status"),
             "powered_off": termination.get("powered_off", False)},
         "boot": boot,
+        "preflight": preflight.status_part(state, config, boot),
         "gpu": state.get("gpu"),
         "enforcer": None,
         "time_scale": config.time_scale,
