@@ -39,6 +39,12 @@ class StandinGpu:
         return f"{self.name}, {self.memory_mib}, {self.driver}"
 
 
+def valid_driver(version: str) -> bool:
+    """Whether ``version`` looks like an NVIDIA driver version (``580.95.05``, ``535.129.03``)."""
+    parts = str(version).split(".")
+    return 2 <= len(parts) <= 3 and all(part.isdigit() and len(part) <= 4 for part in parts)
+
+
 def memory_mib(gpu_model: str, marketed_gb: float) -> int:
     """The memory the stand-in reports for one ``gpu_model`` card sold as ``marketed_gb`` GB."""
     if gpu_model in MEASURED_MIB:
