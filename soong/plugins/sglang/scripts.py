@@ -351,6 +351,11 @@ LimitNOFILE=65536
 WantedBy=multi-user.target
 """
 
+#: n8n's settings are @n8n/config environment variables (npm @n8n/config 2.39.0, dist/configs/endpoints.config.js;
+#: n8n 2.41.3 pins @n8n/config 2.39.1). N8N_METRICS mounts /metrics; the status daemon's n8n source
+#: (soong_daemon/activity.py, N8nSource) reads n8n_last_activity (INCLUDE_API_ENDPOINTS, default off), the
+#: n8n_workflow_{started,success,failed}_total counters (INCLUDE_MESSAGE_EVENT_BUS_METRICS, default off) and
+#: n8n_workflow_execution_duration_seconds (INCLUDE_WORKFLOW_EXECUTION_DURATION, default on; set to be sure).
 N8N_UNIT = """[Unit]
 Description=n8n workflow automation on 127.0.0.1:@PORT@
 After=network-online.target soong-fs.service soong-n8n-install.service
@@ -367,6 +372,9 @@ Environment=N8N_PORT=@PORT@
 Environment=N8N_HOST=localhost
 Environment=N8N_PROTOCOL=http
 Environment=N8N_METRICS=true
+Environment=N8N_METRICS_INCLUDE_API_ENDPOINTS=true
+Environment=N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true
+Environment=N8N_METRICS_INCLUDE_WORKFLOW_EXECUTION_DURATION=true
 Environment=N8N_DIAGNOSTICS_ENABLED=false
 Environment=N8N_VERSION_NOTIFICATIONS_ENABLED=false
 ExecStart=/usr/local/lib/soong/with-user-env /opt/soong/n8n/app/node_modules/.bin/n8n start
