@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from soong.testing.net import free_port
-from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, N8nSource, SglangSource, SshSource, poll_all
+from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, SglangSource, SshSource, poll_all
 
 
 class MetricsServer:
