@@ -284,7 +284,10 @@ class Machine:
 
         from soong.sandbox import gpu_standin
 
-        config = read_json(self.files.preflight_config) or {}
+        config = read_json(self.files.preflight_config)
+        if not isinstance(config, dict) or not self.files.preflight_program.exists():
+            self.record["preflight"] = "none"  # set up by a sandbox that ran no preflight: nothing to run
+            return
         driver = str(self.settings().get("nvidia_driver") or gpu_standin.DEFAULT_DRIVER)
         itype = standin_instance_type(self.record.get("instance_type") or config.get("instance_type"))
         gpu_standin.install(self.files.gpu_bin, gpu_standin.gpus_for(itype, driver) if itype else [])

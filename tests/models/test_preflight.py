@@ -222,3 +222,41 @@ def test_bad_versions_are_refused(bad):
         return
     with pytest.raises(ValueError):
         preflight.parse_version(bad)
+
+
+def _interpreters():
+    """Other CPython 3 interpreters on this machine (pyenv's, the system's), by (major, minor)."""
+    import glob
+    import pwd
+    from pathlib import Path
+
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)  # the tests' HOME is a temporary one
+    found = {}
+    for path in sorted(glob.glob(str(home / ".pyenv" / "versions" / "3.*" / "bin" / "python3")) +
+                       glob.glob("/usr/bin/python3.[0-9]*")):
+        probe = subprocess.run([path, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip():
+            major, minor = map(int, probe.stdout.split())
+            if (major, minor) >= (3, 8):
+                found.setdefault((major, minor), path)
+    return found
+
+
+def test_the_program_runs_on_each_image_python_and_judges_it(rendered, tmp_path):
+    interpreters = _interpreters()
+    if len(interpreters) < 2:
+        pytest.skip("no other Python interpreters on this machine")
+    program, config = rendered(instance_type="gpu_1x_a10")
+    for version, path in sorted(interpreters.items()):
+        run_dir = tmp_path / f"py{version[0]}{version[1]}"
+        run_dir.mkdir()
+        result, lines = run_program(program, config, run_dir, a10(), python=path)
+        if version in platform.WHEEL_PYTHONS:
+            assert result.returncode == 0, (version, result.stdout, result.stderr)
+            assert lines[0]["phase"] == "preflight-ok"
+        else:
+            assert result.returncode == 1, (version, result.stdout, result.stderr)
+            assert lines == [{"phase": "preflight-failed", "message":
+                              f"Python {version[0]}.{version[1]} cannot install SGLang 0.5.23: its wheels are for "
+                              "Python 3.11, 3.12, 3.13 only"}]
