@@ -260,3 +260,17 @@ def test_the_program_runs_on_each_image_python_and_judges_it(rendered, tmp_path)
             assert lines == [{"phase": "preflight-failed", "message":
                               f"Python {version[0]}.{version[1]} cannot install SGLang 0.5.23: its wheels are for "
                               "Python 3.11, 3.12, 3.13 only"}]
+
+
+def test_a_bind_mount_counts_as_mounted_like_mountpoint_says(tmp_path):
+    """The rehearsal bind-mounts a folder as the NFS; Python's os.path.ismount misses those (same device)."""
+    fs = tmp_path / "nfs" / "team fs"
+    fs.mkdir(parents=True)
+    escaped = str(fs).replace(" ", "\\040")
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+                    f"95 22 252:1 /srv/models {escaped} rw,relatime shared:1 - ext4 /dev/vda1 rw\n")
+    assert preflight.is_mounted(str(fs), str(info))
+    assert not preflight.is_mounted(str(tmp_path / "nfs"), str(info))
+    assert preflight.mount_points(str(tmp_path / "missing")) is None
+    assert preflight.is_mounted("/", str(tmp_path / "missing"))  # without the list: os.path.ismount

@@ -158,9 +158,28 @@ def query_gpus(run=subprocess.run) -> list:
     return gpus
 
 
-def is_mounted(path: str) -> bool:
-    """Whether ``path`` is a mount point."""
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> set | None:
+    """Every mount point the kernel lists (bind mounts included); None when the list cannot be read."""
     try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    points = set()
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:  # the 5th field is the mount point, with space, tab, newline, backslash as octal escapes
+            points.add(fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+                       .replace("\\134", "\\"))
+    return points
+
+
+def is_mounted(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether ``path`` is a mount point, as ``mountpoint -q`` tells (a bind mount counts too)."""
+    points = mount_points(mountinfo)
+    try:
+        if points is not None:
+            return os.path.realpath(path) in points and os.path.isdir(path)
         return os.path.ismount(path)
     except OSError:
         return False
