@@ -165,6 +165,8 @@ def metrics_text(state: State, config: DaemonConfig, now: float) -> str:
          [({"source": name}, 0.0 if s["status"] == "unknown" else 1.0) for name, s in sorted(sources.items())]),
         ("soong_shutdown_decided", "gauge", "1 once a shutdown has been decided.",
          [({}, 1.0 if state.get("shutdown") else 0.0)]),
+        ("soong_preflight_failed", "gauge", "1 once the enforcer has seen the bootstrap's preflight fail.",
+         [({}, 1.0 if (state.get("preflight") or {}).get("status") == "failed" else 0.0)]),
         ("soong_terminate_attempts_total", "counter", "Terminate attempts made through the provider API.",
          [({}, termination.get("attempts", 0))]),
     ]

@@ -50,6 +50,8 @@ def test_a_failed_preflight_shows_at_once_and_ends_the_instance_after_the_grace(
                     "terminate_at": iso(failed + 600), "grace_minutes": 10.0}
     app.enforcer.tick()
     assert shutdown(app) is None
+    metrics = testing.TestClient(app).simulate_get("/metrics", headers=AUTH).text
+    assert "\nsoong_preflight_failed 1" in metrics
     doc = status(app)
     assert doc["next_shutdown"] == {"at": iso(failed + 600), "reason": rules.PREFLIGHT_FAILED}
     warnings = [payload for _, payload in app.parts.notifier.messages if payload["event"] == "warning"]
