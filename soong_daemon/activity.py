@@ -11,11 +11,14 @@ to the state by the web workers, not polled here.
   ``sglang:num_running_reqs`` or ``sglang:num_queue_reqs`` is above zero, or
   when ``sglang:prompt_tokens_total``, ``sglang:generation_tokens_total`` or
   ``sglang:num_requests_total`` rose since the previous reading.
-* n8n (``n8n_metrics_url``, n8n's ``/metrics`` with ``N8N_METRICS=true`` and
-  ``N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true``): active while a
-  workflow runs (``n8n_workflow_started_total`` above finished ones, or
-  ``n8n_scaling_mode_queue_jobs_active`` above zero), when those counters rose,
-  or when ``n8n_last_activity`` (API/UI requests) moved.
+* n8n (``n8n_metrics_url``, n8n's ``/metrics`` with ``N8N_METRICS=true``,
+  ``N8N_METRICS_INCLUDE_API_ENDPOINTS=true`` and
+  ``N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true``, as soong's n8n unit
+  sets them): active while a workflow runs (``n8n_workflow_started_total``
+  above the finished ones), when an execution started or finished since the
+  last check, or when ``n8n_last_activity`` (an unlabelled gauge: Unix seconds
+  of the last API, editor or webhook request) moved. A page without
+  ``n8n_last_activity`` is unknown (see :class:`N8nSource`).
 * SSH: active while an SSH session runs a shell or command (an ``sshd: user@...``
   process with children; a bare ``ssh -N`` tunnel has none) or while a TCP
   connection to one of ``forwarded_ports`` is established (forwarded through
@@ -160,38 +163,62 @@ class SglangSource(MetricsPageSource):
 
 
 class N8nSource(MetricsPageSource):
-    """n8n's Prometheus metrics: running workflow executions, finished ones, and API/UI use."""
+    """n8n's Prometheus metrics: workflow executions (running and finished) and requests to its API, editor and webhooks.
+
+    Metric names and shapes as n8n 2.41.3 registers them (npm ``n8n@2.41.3``,
+    ``dist/metrics/prometheus/``), with the settings of soong's n8n unit (its
+    ``@n8n/config`` environment variables, ``configs/endpoints.config.js``):
+
+    * ``n8n_last_activity``: an unlabelled gauge, the Unix time in seconds of the
+      last request to ``/rest/``, ``/api/``, ``/webhook*/`` or ``/form*/``
+      (``route-metrics.service.js``; only with ``N8N_METRICS_INCLUDE_API_ENDPOINTS=true``).
+      It is always on the page when that setting is on, so a page without it is
+      not the page this source expects: UNKNOWN, never idle.
+    * ``n8n_workflow_started_total``, ``n8n_workflow_success_total``,
+      ``n8n_workflow_failed_total``: counters of the message-bus events
+      ``n8n.workflow.started/success/failed`` (``event-bus-metrics.service.js``,
+      names from ``log-streaming.event-relay.js``; only with
+      ``N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true``), each created at its
+      first event, so absent until the first run.
+    * ``n8n_workflow_execution_duration_seconds``: a histogram observed when an
+      execution finishes (``workflow-execution-duration-metrics.service.js``; on by
+      default); its ``_count`` counts finished executions.
+    """
 
     name = "n8n"
+    LAST_ACTIVITY = "n8n_last_activity"
     STARTED = "n8n_workflow_started_total"
     FINISHED = ("n8n_workflow_success_total", "n8n_workflow_failed_total")
-    QUEUE_ACTIVE = "n8n_scaling_mode_queue_jobs_active"
-    QUEUE_DONE = ("n8n_scaling_mode_queue_jobs_completed", "n8n_scaling_mode_queue_jobs_failed")
-    LAST_ACTIVITY = "n8n_last_activity"
+    EXECUTIONS = "n8n_workflow_execution_duration_seconds_count"
 
     def __init__(self, url: str, timeout: float = HTTP_TIMEOUT) -> None:
         super().__init__(url, timeout)
-        self._last_request: str | None = None
+        self._last_request: float | None = None
 
     def interpret(self, samples: Sequence[prometheus.Sample]) -> Observation:
-        """Decide from one parsed metrics page (counters appear only after n8n's first event)."""
-        started = prometheus.total(samples, self.STARTED) or 0.0
+        """Decide from one parsed metrics page."""
+        last_request = prometheus.total(samples, self.LAST_ACTIVITY)
+        if last_request is None:
+            return Observation(self.name, UNKNOWN, "n8n's metrics page has no n8n_last_activity "
+                                                   "(is N8N_METRICS_INCLUDE_API_ENDPOINTS=true?)")
+        started = prometheus.total(samples, self.STARTED)
+        executions = prometheus.total(samples, self.EXECUTIONS)
+        if started is None and (executions or 0) > 0:
+            return Observation(self.name, UNKNOWN, "executions finished but n8n_workflow_started_total is missing "
+                                                   "(is N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true?)")
         finished = sum(prometheus.total(samples, name) or 0.0 for name in self.FINISHED)
-        queue_active = prometheus.total(samples, self.QUEUE_ACTIVE) or 0.0
-        counters = {name: prometheus.total(samples, name) for name in (self.STARTED, *self.FINISHED, *self.QUEUE_DONE)}
-        risen = self._counters.risen(counters)
-        stamps = sorted(s.labels.get("timestamp", "") for s in samples if s.name == self.LAST_ACTIVITY)
-        last_request = stamps[-1] if stamps else None
-        moved = last_request is not None and self._last_request is not None and last_request != self._last_request
-        self._last_request = last_request or self._last_request
-        running = max(0.0, started - finished) + queue_active
+        risen = self._counters.risen({name: prometheus.total(samples, name)
+                                      for name in (self.STARTED, *self.FINISHED, self.EXECUTIONS)})
+        moved = self._last_request is not None and last_request > self._last_request
+        self._last_request = max(last_request, self._last_request or last_request)
+        running = max(0.0, (started or 0.0) - finished)
         if running > 0:
             return Observation(self.name, ACTIVE, f"{running:g} workflow executions running")
         if risen:
             return Observation(self.name, ACTIVE, "workflow executions since the last check")
         if moved:
-            return Observation(self.name, ACTIVE, "API or editor requests since the last check")
-        return Observation(self.name, IDLE, "no workflow executions")
+            return Observation(self.name, ACTIVE, "API, editor or webhook requests since the last check")
+        return Observation(self.name, IDLE, "no workflow executions or requests")
 
 
 SSHD_TITLES = ("sshd: ", "sshd-session: ")

@@ -59,6 +59,28 @@ def clock_for(time_scale: float, launched_at: float) -> Clock:
     return ScaledClock(time_scale, launched_at)
 
 
+def wall_to_clock(wall: float, time_scale: float, anchor: float) -> float:
+    """The time on the clock :func:`clock_for` gives (``time_scale``, ``anchor``) at wall-clock time ``wall``.
+
+    Lines in the boot log carry wall-clock times; a daemon on a sped-up clock
+    (a sandbox) counts its grace periods from the same moment on its own clock.
+    """
+    if time_scale == 1:
+        return wall
+    return anchor + (wall - anchor) * time_scale
+
+
+def parse_iso(text: str) -> float | None:
+    """An ISO 8601 time (``2025-03-01T12:00:41Z``) as epoch seconds; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def iso(moment: float) -> str:
     """An epoch time as ISO 8601 UTC with a trailing Z (whole seconds)."""
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

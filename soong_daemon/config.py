@@ -55,6 +55,7 @@ class DaemonConfig:
     poweroff_command: tuple[str, ...]
     poweroff_after_minutes: float
     wall: bool
+    preflight_grace_minutes: float = 10.0
     source_file: Path | None = None
 
     @property
@@ -249,6 +250,7 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "poweroff_command": (_command, ["systemctl", "poweroff"]),
     "poweroff_after_minutes": (_number(0, 10080), 60.0),
     "wall": (_boolean, True),
+    "preflight_grace_minutes": (_number(0, 1440), 10.0),
 }
 
 

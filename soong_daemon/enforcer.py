@@ -24,9 +24,10 @@ import threading
 import time
 from typing import Iterator
 
-from soong_daemon import operations, rules
+from soong_daemon import operations, preflight, rules
 from soong_daemon.activity import UNKNOWN, poll_all
 from soong_daemon.api import ApiError
+from soong_daemon.bootlog import BootLog
 from soong_daemon.clock import iso
 from soong_daemon.components import Components, build_components
 from soong_daemon.config import ConfigError, load_config
@@ -42,6 +43,7 @@ _ADVICE = {
     rules.HARD_LIMIT: "the hard limit cannot be extended",
     rules.LEASE_EXPIRED: "extend the lease (soong extend) to keep it",
     rules.IDLE: "use it, or POST /activity, to keep it",
+    rules.PREFLIGHT_FAILED: "it can serve nothing; log in to look (soong ssh), or end it now with soong stop",
 }
 
 
@@ -51,6 +53,7 @@ class Enforcer:
     def __init__(self, parts: Components) -> None:
         self.parts = parts
         self.config = parts.config
+        self.boot_log = BootLog(parts.config.boot_log)
         self._reported_unknown: set[str] = set()
 
     # ------------------------------------------------------------ one check
@@ -66,6 +69,7 @@ class Enforcer:
         decided_before = bool(state.get("shutdown"))
         observations = [] if decided_before else poll_all(parts.activity_sources)
         gpu = None if decided_before else parts.gpu_probe()
+        boot_phases = [] if decided_before else self.boot_log.summary()["phases"]
         warning = None
         verdict = None
         stuck: list[str] = []
@@ -74,12 +78,15 @@ class Enforcer:
             state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
             if not state.get("shutdown"):
                 operations.tighten_hard_limit(state, self.config)
+                if preflight.record_from_boot(state, self.config, boot_phases, now):
+                    log.error("the bootstrap's preflight failed: %s; this instance will be terminated in %g min",
+                              state["preflight"]["reason"], self.config.preflight_grace_minutes)
                 operations.record_observations(state, now, observations)
                 stuck = operations.long_unknown_sources(state, now, self.config.idle_timeout_minutes * 60)
                 state["gpu"] = gpu
                 verdict = rules.evaluate(now, operations.limits(state, self.config))
                 if verdict.shutdown:
-                    operations.decide_shutdown(state, now, verdict.reason, self._describe(verdict, now))
+                    operations.decide_shutdown(state, now, verdict.reason, self._describe(verdict, now, state))
                 elif self._warning_due(state, now, verdict):
                     warning = verdict
             shutdown = state.get("shutdown")
@@ -108,11 +115,15 @@ class Enforcer:
         del sent[:-MAX_WARNINGS_KEPT]
         return True
 
-    def _describe(self, verdict: rules.Verdict, now: float) -> str:
+    def _describe(self, verdict: rules.Verdict, now: float, state: dict) -> str:
         if verdict.reason == rules.HARD_LIMIT:
             return f"hard limit of {self.config.hard_limit_hours:g} h from launch reached"
         if verdict.reason == rules.LEASE_EXPIRED:
             return f"lease ended at {iso(verdict.next_at)}"
+        if verdict.reason == rules.PREFLIGHT_FAILED:
+            reason = (state.get("preflight") or {}).get("reason", "")
+            return (f"the preflight failed {self.config.preflight_grace_minutes:g} min ago and the instance can "
+                    f"serve nothing: {reason}")
         return f"no activity for {verdict.idle_seconds / 60:.0f} min (idle timeout {self.config.idle_timeout_minutes:g} min)"
 
     def _warn(self, verdict: rules.Verdict, now: float, instance_id: str | None) -> None:

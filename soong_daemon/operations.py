@@ -24,7 +24,8 @@ class ShutdownUnderway(RuntimeError):
 def limits(state: State, config: DaemonConfig) -> rules.Limits:
     """The limits in force for this state under this configuration."""
     return rules.limits_from_state(state, hard_limit_hours=config.hard_limit_hours,
-                                   idle_timeout_minutes=config.idle_timeout_minutes)
+                                   idle_timeout_minutes=config.idle_timeout_minutes,
+                                   preflight_grace_minutes=config.preflight_grace_minutes)
 
 
 def tighten_hard_limit(state: State, config: DaemonConfig) -> None:
@@ -75,6 +76,14 @@ def grant_extension(state: State, now: float, hours: float, config: DaemonConfig
     extensions.append({"at": now, "hours": hours})
     del extensions[:-MAX_EXTENSIONS_KEPT]
     return new_end
+
+
+def record_preflight_failure(state: State, failed_at: float, reason: str) -> bool:
+    """Note the bootstrap's failed preflight (once; the first failure counts); True if this call noted it."""
+    if (state.get("preflight") or {}).get("status") == "failed":
+        return False
+    state["preflight"] = {"status": "failed", "failed_at": failed_at, "reason": reason}
+    return True
 
 
 def decide_shutdown(state: State, now: float, reason: str, detail: str) -> bool:

@@ -1,8 +1,9 @@
 """The shutdown rules as pure functions: no clock, no files, no network.
 
 Precedence: the hard limit (fixed at launch + ``hard_limit_hours``) overrides
-everything, extensions and activity included; then the lease end; then the
-idle timeout. Idle time counts from the latest of: the daemon's first start,
+everything, extensions and activity included; then the lease end; then a
+failed preflight (the instance can serve nothing: it ends ``preflight_grace_minutes``
+after the failure, so the user can log in and look); then the idle timeout. Idle time counts from the latest of: the daemon's first start,
 the last activity, and the last moment an activity source could not be read
 (an unreadable source is unknown, never idle).
 """
@@ -17,9 +18,11 @@ HARD_LIMIT = "hard_limit"
 LEASE_EXPIRED = "lease_expired"
 IDLE = "idle"
 REQUESTED = "requested"
+PREFLIGHT_FAILED = "preflight_failed"
 
 #: Reasons in precedence order (the first that applies wins).
-REASONS = (HARD_LIMIT, LEASE_EXPIRED, IDLE)
+REASONS = (HARD_LIMIT, LEASE_EXPIRED, PREFLIGHT_FAILED, IDLE)
+NEVER = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Limits:
     lease_end: float
     idle_timeout: float
     idle_since: float
+    preflight_deadline: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +62,16 @@ def idle_since(created_at: float, last_activity_at: float | None, last_unknown_a
     return max(t for t in (created_at, last_activity_at, last_unknown_at) if t is not None)
 
 
-def limits_from_state(state: Mapping[str, Any], *, hard_limit_hours: float, idle_timeout_minutes: float) -> Limits:
+def preflight_deadline(state: Mapping[str, Any], grace_minutes: float) -> float | None:
+    """When a failed preflight ends the instance: the failure's time plus the grace; None without a failure."""
+    preflight = state.get("preflight") or {}
+    if preflight.get("status") != "failed" or preflight.get("failed_at") is None:
+        return None
+    return float(preflight["failed_at"]) + grace_minutes * 60
+
+
+def limits_from_state(state: Mapping[str, Any], *, hard_limit_hours: float, idle_timeout_minutes: float,
+                      preflight_grace_minutes: float = 10.0) -> Limits:
     """The limits a persisted state and the current configuration give.
 
     The hard limit is the earlier of the one recorded at first start and the one
@@ -70,6 +83,7 @@ def limits_from_state(state: Mapping[str, Any], *, hard_limit_hours: float, idle
         lease_end=float(state["lease_end"]),
         idle_timeout=idle_timeout_minutes * 60,
         idle_since=idle_since(state["created_at"], state.get("last_activity_at"), state.get("last_unknown_at")),
+        preflight_deadline=preflight_deadline(state, preflight_grace_minutes),
     )
 
 
@@ -79,11 +93,13 @@ def evaluate(now: float, limits: Limits) -> Verdict:
     deadlines = {
         HARD_LIMIT: limits.hard_limit_at,
         LEASE_EXPIRED: limits.lease_end,
+        PREFLIGHT_FAILED: NEVER if limits.preflight_deadline is None else limits.preflight_deadline,
         IDLE: limits.idle_since + limits.idle_timeout,
     }
     due = {
         HARD_LIMIT: now >= limits.hard_limit_at,
         LEASE_EXPIRED: now >= limits.lease_end,
+        PREFLIGHT_FAILED: now >= deadlines[PREFLIGHT_FAILED],
         IDLE: idle_seconds >= limits.idle_timeout,
     }
     for reason in REASONS:

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from soong_daemon import __version__, operations, prometheus, rules
+from soong_daemon import __version__, operations, preflight, prometheus, rules
 from soong_daemon.clock import iso
 from soong_daemon.config import DaemonConfig
 from soong_daemon.state import State
@@ -82,6 +82,7 @@ def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dic
             "last_error": termination.get("last_error"), "instance_status": termination.get("instance_status"),
             "powered_off": termination.get("powered_off", False)},
         "boot": boot,
+        "preflight": preflight.status_part(state, config, boot),
         "gpu": state.get("gpu"),
         "enforcer": None,
         "time_scale": config.time_scale,
@@ -164,6 +165,8 @@ def metrics_text(state: State, config: DaemonConfig, now: float) -> str:
          [({"source": name}, 0.0 if s["status"] == "unknown" else 1.0) for name, s in sorted(sources.items())]),
         ("soong_shutdown_decided", "gauge", "1 once a shutdown has been decided.",
          [({}, 1.0 if state.get("shutdown") else 0.0)]),
+        ("soong_preflight_failed", "gauge", "1 once the enforcer has seen the bootstrap's preflight fail.",
+         [({}, 1.0 if (state.get("preflight") or {}).get("status") == "failed" else 0.0)]),
         ("soong_terminate_attempts_total", "counter", "Terminate attempts made through the provider API.",
          [({}, termination.get("attempts", 0))]),
     ]

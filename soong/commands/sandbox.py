@@ -32,17 +32,23 @@ class SandboxUp(ShowOne):
                                  "from now on; default 1)")
         parser.add_argument("--boot-delay", type=float, default=2.0, metavar="SECONDS",
                             help="seconds an instance spends booting before it is active (default 2)")
+        parser.add_argument("--nvidia-driver", default=None, metavar="VERSION",
+                            help="the NVIDIA driver version the instances' stand-in nvidia-smi reports to their "
+                                 "preflight (default 580.95.05; an older one than SGLang needs makes start fail "
+                                 "with exit code 12, as on a real machine)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        report = _sandbox(self).up(time_scale=parsed_args.time_scale, boot_delay=parsed_args.boot_delay)
+        report = _sandbox(self).up(time_scale=parsed_args.time_scale, boot_delay=parsed_args.boot_delay,
+                                   nvidia_driver=parsed_args.nvidia_driver)
         for warning in report.warnings:
             self.warn(warning)
         self.app.stderr.write("soong: sandbox is up; use it with: soong --profile sandbox start --model llama-3.1-8b -y\n")
-        fields = ("api_url", "profile", "profile_config", "time_scale", "boot_delay_seconds", "started", "kept", "cleaned")
+        fields = ("api_url", "profile", "profile_config", "time_scale", "boot_delay_seconds", "nvidia_driver",
+                  "started", "kept", "cleaned")
         values = (report.api_url, "sandbox", str(report.profile_config), f"{report.time_scale:g}",
-                  f"{report.boot_delay:g}", ", ".join(report.started) or "-", ", ".join(report.kept) or "-",
-                  ", ".join(report.cleaned) or "-")
+                  f"{report.boot_delay:g}", report.nvidia_driver, ", ".join(report.started) or "-",
+                  ", ".join(report.kept) or "-", ", ".join(report.cleaned) or "-")
         return fields, values
 
 

@@ -119,6 +119,10 @@ def wait_and_connect(cmd: Any, instance: Any, order: Any, ledger: Any, provider:
         handle_not_ready(cmd, instance.id, order, ledger, provider)
         return EXIT_INTERRUPTED
     except SoongError as exc:
+        from soong.core.readiness import PreflightFailed
+
+        if isinstance(exc, PreflightFailed):
+            raise  # its one line says why and when the instance ends itself; nothing to ask
         cmd.say(f"not ready: {exc}")
         handle_not_ready(cmd, instance.id, order, ledger, provider)
         raise

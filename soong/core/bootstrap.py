@@ -33,8 +33,9 @@ USER_DATA_LIMIT = 1_000_000
 
 #: The boot log every part appends ``<ISO time> phase=<name> <message>`` lines to.
 BOOT_LOG = "/var/log/soong-boot.log"
-#: Phase names written to the boot log, in their usual order.
-BOOT_PHASES = ("daemon-up", "fs-mounted", "fs-missing", "sglang-installing", "sglang-loading", "sglang-ready", "n8n-ready")
+#: Phase names written to the boot log, in their usual order (a failure logs ``<part>-failed``,
+#: for example ``preflight-failed``).
+BOOT_PHASES = ("daemon-up", "preflight-ok", "fs-mounted", "fs-missing", "sglang-installing", "sglang-loading", "sglang-ready", "n8n-ready")
 
 #: Where the status daemon's config and secret files live on the instance.
 DAEMON_USER = "soong-daemon"
@@ -107,6 +108,9 @@ class LaunchPlan:
     mem_fraction_static: float = MEM_FRACTION_STATIC
     login_user: str = "ubuntu"
     fs_wait_seconds: int = 300
+    #: Minutes the daemon waits after a failed preflight before it terminates the instance
+    #: (time to log in and look).
+    preflight_grace_minutes: float = 10.0
 
     @property
     def tp_size(self) -> int:

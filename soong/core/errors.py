@@ -20,6 +20,7 @@ EXIT_NOT_FOUND = 8  # the named instance, model, key or plugin does not exist
 EXIT_ABORTED = 9  # the user declined, or confirmation was needed without a terminal
 EXIT_BUDGET = 10  # a budget or cost cap would be exceeded
 EXIT_UNCONFIRMED = 11  # an action was sent but its effect could not be confirmed (e.g. terminate)
+EXIT_PREFLIGHT = 12  # the instance failed its preflight checks (it can serve nothing)
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -34,6 +35,7 @@ EXIT_CODES = {
     EXIT_ABORTED: "aborted: declined, or confirmation needed without a terminal",
     EXIT_BUDGET: "a budget or cost cap would be exceeded",
     EXIT_UNCONFIRMED: "an action was sent but could not be confirmed",
+    EXIT_PREFLIGHT: "the instance failed its preflight checks",
 }
 
 

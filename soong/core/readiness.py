@@ -19,7 +19,10 @@ The steps, each seen from this machine:
 raising :class:`ReadyTimeout` after the timeout (:func:`ready_timeout_seconds`:
 12 minutes plus 2 per GPU, since large multi-GPU nodes boot and load for 25
 minutes and more) and :class:`InstanceFailed` when the instance ends, the
-daemon decides to shut it down, or a service reports ``<name>-failed``. Clock
+daemon decides to shut it down, or a service reports ``<name>-failed``. A
+failed preflight (the bootstrap's first check of the machine, reported by the
+daemon right after it comes up) is :class:`PreflightFailed`, with its own exit
+code and the boot log's one-line reason. Clock
 and sleep are injectable, and the probe is an object with two methods, so the
 loop is tested without waiting.
 """
@@ -28,10 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from typing import Any, Callable, Mapping
 
-from soong.core.errors import ApiError, ApiNotFoundError, SoongError, UnreachableError
+from soong.core.errors import EXIT_PREFLIGHT, ApiError, ApiNotFoundError, SoongError, UnreachableError
 
 PHASES = ("booting", "active", "daemon", "loading", "ready")
 LABELS = {
@@ -48,6 +52,12 @@ ENDED_STATUSES = ("terminating", "terminated", "preempted")
 
 class InstanceFailed(SoongError):
     """The instance can no longer become ready (it ended, is shutting down, or a service failed)."""
+
+
+class PreflightFailed(InstanceFailed):
+    """The instance failed its preflight checks: it can serve nothing and its daemon terminates it after a grace."""
+
+    exit_code = EXIT_PREFLIGHT
 
 
 class ReadyTimeout(UnreachableError):
@@ -91,6 +101,49 @@ def sglang_state(status: Mapping[str, Any] | None) -> str | None:
         if name.startswith("sglang-"):
             return name[len("sglang-"):]
     return None
+
+
+def _minutes_between(start: Any, end: Any) -> float | None:
+    import datetime as _dt
+
+    try:
+        first = _dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        second = _dt.datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (second - first).total_seconds() / 60
+
+
+def preflight_failure(status: Mapping[str, Any] | None, instance_id: str) -> PreflightFailed | None:
+    """The :class:`PreflightFailed` a daemon ``/status`` reports, or None while the preflight passed or has not run.
+
+    The reason is the boot log's line (``status["preflight"]``, or the
+    ``preflight-failed`` phase itself); the hint says when the daemon ends the
+    instance (``terminate_at`` against the daemon's ``now``).
+    """
+    if not status:
+        return None
+    preflight = status.get("preflight") if isinstance(status.get("preflight"), Mapping) else None
+    reason = None
+    if preflight and preflight.get("status") == "failed":
+        reason = preflight.get("reason")
+    if reason is None:
+        for entry in (status.get("boot") or {}).get("phases") or []:
+            if isinstance(entry, Mapping) and entry.get("phase") == "preflight-failed":
+                reason = entry.get("message")
+                break
+        else:
+            return None
+    minutes = _minutes_between(status.get("now"), (preflight or {}).get("terminate_at"))
+    if status.get("shutdown") or (minutes is not None and minutes <= 0):
+        when = "the instance is terminating itself now"
+    elif minutes is None:
+        when = "the instance terminates itself after a grace period"
+    else:
+        whole = max(1, math.ceil(minutes - 1e-9))
+        when = f"the instance terminates itself in {whole} minute{'s' if whole != 1 else ''}"
+    return PreflightFailed(f"instance {instance_id} failed its preflight checks: {reason or 'no reason given'}",
+                           hint=f"{when}; 'soong stop' ends it now")
 
 
 def _failed_phase(status: Mapping[str, Any]) -> str | None:
@@ -198,6 +251,9 @@ def check_once(provider: Any, instance_id: str, probe: Any, *, elapsed: float, s
     if status is None:
         return Progress("active", elapsed, instance, detail=detail or "waiting for the status daemon")
     daemon_phase = (status.get("boot") or {}).get("phase")
+    failed_preflight = preflight_failure(status, instance_id)
+    if failed_preflight is not None:
+        raise failed_preflight
     shutdown = status.get("shutdown")
     if shutdown:
         raise InstanceFailed(f"the instance's daemon is shutting it down ({shutdown.get('reason')}: {shutdown.get('detail')})")

@@ -156,7 +156,7 @@ class ModelSpec:
 #: Kinds of cost event (see docs/cost-controls.md).
 COST_EVENT_KINDS = ("launched", "extended", "activity", "terminated", "accrued")
 #: Who or what ended an instance.
-TERMINATION_REASONS = ("user", "idle", "lease", "hard_limit", "watchdog", "external")
+TERMINATION_REASONS = ("user", "idle", "lease", "hard_limit", "watchdog", "external", "preflight")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,8 @@ POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 1.0
 
 #: The daemon's shutdown reasons and the ledger's termination reasons they are.
-LEDGER_REASONS = {"idle": "idle", "lease_expired": "lease", "hard_limit": "hard_limit", "requested": "user"}
+LEDGER_REASONS = {"idle": "idle", "lease_expired": "lease", "hard_limit": "hard_limit", "requested": "user",
+                  "preflight_failed": "preflight"}
 
 
 def ledger_reason(daemon_reason: str) -> str | None:

@@ -36,6 +36,8 @@ class InstancePlan:
     api_key: str
     model: str | None  # the model the stand-in claims to serve; None: no model server in the user data
     notes: tuple[str, ...] = ()
+    preflight_program: str | None = None  # the user data's preflight program; None: the user data has none
+    preflight_config: dict[str, Any] | None = None  # its inputs, with local paths
 
     def __repr__(self) -> str:
         return (f"InstancePlan(daemon_port={self.daemon_port}, model={self.model!r}, notes={self.notes!r}, "
@@ -115,6 +117,42 @@ def local_daemon_config(rendered: Mapping[str, Any], *, ip: str, port: int, file
     return config, notes
 
 
+#: Where the user data writes the preflight program and its inputs (see soong.plugins.sglang.preflight_part).
+PREFLIGHT_PROGRAM = "/usr/local/lib/soong/preflight.py"
+PREFLIGHT_CONFIG = "/etc/soong/preflight.json"
+
+
+def rendered_preflight(document: str) -> tuple[str, dict[str, Any]] | None:
+    """The preflight program and its inputs as the user data writes them; None when it has no preflight."""
+    import json
+
+    files = {entry.get("path"): entry for entry in cloud_config_of(document).get("write_files", []) or []}
+    if PREFLIGHT_PROGRAM not in files or PREFLIGHT_CONFIG not in files:
+        return None
+    try:
+        config = json.loads(file_content(files[PREFLIGHT_CONFIG]).decode("utf-8"))
+        program = file_content(files[PREFLIGHT_PROGRAM]).decode("utf-8")
+    except (ValueError, TypeError):
+        return None
+    return (program, config) if isinstance(config, dict) else None
+
+
+def local_preflight_config(rendered: Mapping[str, Any], files: InstanceFiles) -> dict[str, Any]:
+    """The rendered preflight inputs with only what must differ on this machine changed.
+
+    The boot log and the failure marker go to the instance's folder; there is no
+    persistent file system; and since the sandbox downloads no weights, the disk
+    check asks for no room (``weights_gib`` and ``disk_margin_gib`` 0). Python,
+    glibc, the driver (from the stand-in nvidia-smi), the GPU count and memory are
+    checked exactly as rendered.
+    """
+    config = dict(rendered)
+    config.update({"boot_log": str(files.boot_log), "failed_marker": str(files.preflight_marker),
+                   "fs_mount": None, "local_data_dir": str(files.data_dir), "weights_gib": 0.0,
+                   "disk_margin_gib": 0.0})
+    return config
+
+
 def plan_instance(document: str, *, ip: str, files: InstanceFiles, api_url: str, time_scale: float) -> InstancePlan:
     """Everything the sandbox needs to run an instance launched with ``document`` at ``ip``.
 
@@ -125,4 +163,9 @@ def plan_instance(document: str, *, ip: str, files: InstanceFiles, api_url: str,
     port = daemon_port(bundle.config.get("bind"))
     config, notes = local_daemon_config(bundle.config, ip=ip, port=port, files=files, api_url=api_url,
                                         time_scale=time_scale, model_server=model is not None)
-    return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes))
+    preflight = rendered_preflight(document)
+    if preflight is None:
+        return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes))
+    notes.append("the preflight runs with a stand-in nvidia-smi and checks no disk room (no weights are downloaded)")
+    return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes), preflight[0],
+                        local_preflight_config(preflight[1], files))

@@ -6,7 +6,7 @@
       state/sandbox/                        the sandbox machinery (this layout's ``root``)
         lock                                held while up/down run
         credentials.json    (0600)          emulator API key and admin token
-        settings.json                       time scale, boot delay, IP base
+        settings.json                       time scale, boot delay, IP base, stand-in NVIDIA driver
         seed.json                           what the emulator was seeded with
         ssh/id_ed25519{,.pub}               the seeded SSH key
         emulator.json / emulator.log        the emulator's process record and log
@@ -17,6 +17,8 @@
           daemon.yaml, token, lambda-api-key (0600) the daemon's rewritten config and secrets
           daemon-state/, boot.log           the daemon's state folder and boot log
           daemon.json / daemon.log          the daemon's process record and log
+          preflight.py, preflight.json      the user data's preflight program and its (localised) inputs
+          bin/nvidia-smi                    the stand-in nvidia-smi the preflight reads the GPUs from
           standin.json / standin.log        the model stand-in's process record and log
 """
 
@@ -80,6 +82,31 @@ class InstanceFiles:
     def log(self, component: str) -> Path:
         """The log of ``daemon`` or ``standin``."""
         return self.root / f"{component}.log"
+
+    @property
+    def preflight_program(self) -> Path:
+        """The preflight program, exactly as the user data writes it."""
+        return self.root / "preflight.py"
+
+    @property
+    def preflight_config(self) -> Path:
+        """The preflight's inputs from the user data, with local paths."""
+        return self.root / "preflight.json"
+
+    @property
+    def preflight_marker(self) -> Path:
+        """Written by the preflight when it fails."""
+        return self.root / "preflight.failed"
+
+    @property
+    def gpu_bin(self) -> Path:
+        """The folder holding the stand-in ``nvidia-smi`` (first on the preflight's PATH)."""
+        return self.root / "bin"
+
+    @property
+    def data_dir(self) -> Path:
+        """Stands in for the instance's local data folder (where the weights would go)."""
+        return self.root / "data"
 
 
 @dataclasses.dataclass(frozen=True)

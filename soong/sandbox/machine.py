@@ -4,8 +4,11 @@
 instance's status in the emulator and brings its processes in line, as the
 instance's own machine would:
 
-* ``active``: set up from the user data once, then keep the daemon (and the
-  stand-in, when the user data runs SGLang) running, restarting one that died
+* ``active``: set up from the user data once, then keep the daemon running;
+  once it answers, run the user data's own preflight program once (with a
+  stand-in ``nvidia-smi`` reporting the instance type's GPUs and the driver
+  version of the sandbox's settings, :mod:`soong.sandbox.gpu_standin`); unless
+  it failed, keep the stand-in (when the user data runs SGLang) running, restarting one that died
   (as systemd does on a real instance; the daemon's state folder is kept, so a
   restarted daemon keeps its lease), and log boot phases as the bootstrap would;
 * ``booting`` again after being active (a restart): the processes stop, as on a reboot;
@@ -22,6 +25,7 @@ import copy
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -48,6 +52,20 @@ RESTART_PAUSE = 2.0
 #: How often a running daemon's /status is read.
 STATUS_POLL_SECONDS = 0.5
 SGLANG_PORT = 8000
+
+
+def standin_instance_type(name: str | None) -> Any:
+    """The :class:`~soong.core.types.InstanceType` the stand-in GPUs copy: from the emulator's bundled data."""
+    import importlib.resources
+
+    from soong.plugins.lambda_cloud.parsing import parse_instance_type
+
+    if not name:
+        return None
+    data = json.loads(importlib.resources.files("soong.plugins.lambda_cloud.emulator").joinpath(
+        "data/instance_types.json").read_text(encoding="utf-8"))
+    item = (data.get("data") or {}).get(name)
+    return parse_instance_type(item["instance_type"], f"data.{name}.instance_type") if item else None
 
 
 def _now_iso() -> str:
@@ -107,7 +125,8 @@ class Machine:
         """Bring the processes in line with the instance's status in the emulator (``instance``: its admin view)."""
         status = instance.get("status")
         before = copy.deepcopy(self.record)
-        self.record.update({"id": self.id, "name": instance.get("name"), "ip": instance.get("ip"), "status": status})
+        self.record.update({"id": self.id, "name": instance.get("name"), "ip": instance.get("ip"), "status": status,
+                            "instance_type": instance.get("instance_type")})
         if status == "active":
             self._run()
         elif status == "booting" and any(self.running(c) for c in COMPONENTS):
@@ -130,9 +149,12 @@ class Machine:
         if self.record.get("bare"):
             return
         self._ensure("daemon")
-        if self.record.get("model"):
-            self._ensure("standin")
         self._boot_phases()
+        if "daemon-up" in self.record.get("phases", []) and not self.record.get("preflight"):
+            self._preflight()
+        if self.record.get("model") and self.record.get("preflight") in ("passed", "none"):
+            self._ensure("standin")
+            self._boot_phases()
         self._watch_shutdown()
 
     def _retry_due(self) -> bool:
@@ -176,8 +198,12 @@ class Machine:
 
         write_private(self.files.daemon_config, "# soong sandbox: the instance's daemon config, made local\n"
                       + yaml.safe_dump(plan.daemon_config, sort_keys=False))
+        if plan.preflight_program is not None:
+            write_private(self.files.preflight_program, plan.preflight_program)
+            write_private(self.files.preflight_config, json.dumps(plan.preflight_config, indent=1) + "\n")
         self.record.update({"prepared": True, "error": None, "daemon_port": plan.daemon_port, "model": plan.model,
-                            "notes": list(plan.notes), "time_scale": plan.daemon_config["time_scale"]})
+                            "notes": list(plan.notes), "time_scale": plan.daemon_config["time_scale"],
+                            "preflight": None if plan.preflight_program is not None else "none"})
         LOG.info("instance %s at %s: daemon on :%d, model stand-in %s", self.id, ip, plan.daemon_port,
                  f"for {plan.model} on :{SGLANG_PORT}" if plan.model else "not needed (no SGLang in the user data)")
         return True
@@ -250,6 +276,41 @@ class Machine:
         self.stop_processes()
         self.record["ended"] = True
         LOG.info("instance %s is %s: its processes are stopped", self.id, self.record.get("status"))
+
+    # -- the preflight ----------------------------------------------------------------------------
+    def _preflight(self) -> None:
+        """Run the user data's preflight program once, as its shell part would right after the daemon is up."""
+        import subprocess
+
+        from soong.sandbox import gpu_standin
+
+        config = read_json(self.files.preflight_config)
+        if not isinstance(config, dict) or not self.files.preflight_program.exists():
+            self.record["preflight"] = "none"  # set up by a sandbox that ran no preflight: nothing to run
+            return
+        driver = str(self.settings().get("nvidia_driver") or gpu_standin.DEFAULT_DRIVER)
+        itype = standin_instance_type(self.record.get("instance_type") or config.get("instance_type"))
+        gpu_standin.install(self.files.gpu_bin, gpu_standin.gpus_for(itype, driver) if itype else [])
+        env = dict(self.env, PATH=f"{self.files.gpu_bin}{os.pathsep}{self.env.get('PATH', os.defpath)}")
+        try:
+            result = subprocess.run([sys.executable, str(self.files.preflight_program), "--config",
+                                     str(self.files.preflight_config)], env=env, capture_output=True, text=True,
+                                    timeout=120, cwd=self.files.root)
+            status = result.returncode
+        except (OSError, subprocess.SubprocessError) as exc:
+            status, result = -1, None
+            LOG.error("instance %s: the preflight could not run: %s", self.id, exc)
+        if status == 0:
+            self.record["preflight"] = "passed"
+            self.record.setdefault("phases", []).append("preflight-ok")
+            return
+        self.record["preflight"] = "failed"
+        if status == 1:
+            self.record.setdefault("phases", []).append("preflight-failed")
+        else:
+            self._phase("preflight-failed", f"the preflight program could not run (exit status {status})")
+        LOG.warning("instance %s: the preflight failed; nothing else starts (%s)", self.id,
+                    (result.stdout.strip() if result is not None else "") or "see its boot log")
 
     # -- boot log ---------------------------------------------------------------------------------
     def _phase(self, phase: str, message: str) -> None:

@@ -62,6 +62,7 @@ class UpReport:
     kept: list[str] = dataclasses.field(default_factory=list)
     cleaned: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    nvidia_driver: str = ""
 
 
 @dataclasses.dataclass
@@ -145,8 +146,18 @@ class Sandbox:
             os.close(fd)
 
     # -- up -------------------------------------------------------------------------------------------
-    def up(self, *, time_scale: float = 1.0, boot_delay: float = 2.0) -> UpReport:
-        """Start what is not running (emulator, host), write the profile; keep what runs. Idempotent."""
+    def up(self, *, time_scale: float = 1.0, boot_delay: float = 2.0, nvidia_driver: str | None = None) -> UpReport:
+        """Start what is not running (emulator, host), write the profile; keep what runs. Idempotent.
+
+        ``nvidia_driver`` is the driver version the instances' stand-in ``nvidia-smi``
+        reports to their preflight (default: a current one; an old one makes the
+        preflight fail, as it would on a real machine with that driver).
+        """
+        from soong.sandbox.gpu_standin import DEFAULT_DRIVER, valid_driver
+
+        nvidia_driver = nvidia_driver or DEFAULT_DRIVER
+        if not valid_driver(nvidia_driver):
+            raise SandboxError(f"--nvidia-driver must be a version such as {DEFAULT_DRIVER}, not {nvidia_driver!r}")
         if not 1.0 <= time_scale <= MAX_TIME_SCALE:
             raise SandboxError(f"--time-scale must be between 1 and {MAX_TIME_SCALE:g}, not {time_scale:g}")
         if not 0.0 <= boot_delay <= MAX_BOOT_DELAY:
@@ -154,7 +165,7 @@ class Sandbox:
         from soong.sandbox.profile import overriding_env, store_secrets, write_profile
 
         with self._locked():
-            report = UpReport("", "", Path(), float(time_scale), float(boot_delay))
+            report = UpReport("", "", Path(), float(time_scale), float(boot_delay), nvidia_driver=nvidia_driver)
             try:
                 self._up(report, store_secrets, write_profile)
             except BaseException:
@@ -183,7 +194,8 @@ class Sandbox:
         report.emulator_url = creds["base_url"]
         report.api_url = creds["base_url"] + "/api/v1"
         write_json(self.layout.settings, {"time_scale": report.time_scale, "boot_delay": report.boot_delay,
-                                          "api_url": report.api_url, "ip_base": creds.get("ip_base")})
+                                          "api_url": report.api_url, "ip_base": creds.get("ip_base"),
+                                          "nvidia_driver": report.nvidia_driver})
         ssh_key = self.layout.ssh_key if self.layout.ssh_key.exists() else None
         report.profile_config = write_profile(self.env, api_url=report.api_url, ssh_key_path=ssh_key)
         if not emulator_ok:  # after the profile is written: it decides where secrets are kept

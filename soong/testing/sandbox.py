@@ -224,7 +224,7 @@ class SandboxHandle:
 
 @contextlib.contextmanager
 def running_sandbox(*, time_scale: float = 1.0, boot_delay: float = 0.0, env: Mapping[str, str] | None = None,
-                    startup_timeout: float = 30.0) -> Iterator[SandboxHandle]:
+                    startup_timeout: float = 30.0, nvidia_driver: str | None = None) -> Iterator[SandboxHandle]:
     """Bring the sandbox of ``env`` up, yield a :class:`SandboxHandle`, and always bring it down.
 
     Raises :class:`LeftoverProcesses` (after killing them) if any sandbox process
@@ -232,7 +232,7 @@ def running_sandbox(*, time_scale: float = 1.0, boot_delay: float = 0.0, env: Ma
     """
     sandbox = Sandbox(env, startup_timeout=startup_timeout)
     try:
-        sandbox.up(time_scale=time_scale, boot_delay=boot_delay)
+        sandbox.up(time_scale=time_scale, boot_delay=boot_delay, nvidia_driver=nvidia_driver)
         yield SandboxHandle(sandbox)
     finally:
         try:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from soong.testing.net import free_port
-from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, N8nSource, SglangSource, SshSource, poll_all
+from soong_daemon.activity import ACTIVE, IDLE, UNKNOWN, SglangSource, SshSource, poll_all
 
 
 class MetricsServer:
@@ -85,20 +85,6 @@ def test_sglang_unreadable_is_unknown(metrics_server):
     assert SglangSource(metrics_server.url).poll().status == UNKNOWN
     closed = SglangSource(f"http://127.0.0.1:{free_port()}/metrics", timeout=1).poll()
     assert closed.status == UNKNOWN and "not readable" in closed.detail
-
-
-def test_n8n_executions_and_editor_use(metrics_server):
-    source = N8nSource(metrics_server.url)
-    metrics_server.page = 'n8n_version_info{version="v1.89.2"} 1\nn8n_last_activity{timestamp="2025-03-01T12:00:00Z"} 1\n'
-    assert source.poll().status == IDLE
-    metrics_server.page += "n8n_workflow_started_total 1\n"
-    assert source.poll().status == ACTIVE  # one started, none finished: running
-    metrics_server.page += "n8n_workflow_success_total 1\n"
-    assert source.poll().status == ACTIVE  # finished since the last check
-    assert source.poll().status == IDLE
-    metrics_server.page = metrics_server.page.replace("12:00:00Z", "12:05:00Z")
-    assert source.poll().status == ACTIVE
-    assert source.poll().status == IDLE
 
 
 def test_a_source_that_raises_counts_as_unknown():

@@ -34,7 +34,7 @@ from tests.models.helpers import cloud_init_schema, shell_texts, write_files
 DAEMON_KEYS = {"instance_id", "instance_name", "model", "provider_api_url", "launched_at", "lease_hours",
                "idle_timeout_minutes", "hard_limit_hours", "warn_minutes", "check_interval_seconds", "bind", "workers",
                "state_dir", "token_file", "api_key_file", "sglang_metrics_url", "n8n_metrics_url", "webhook_url",
-               "boot_log", "time_scale"}
+               "boot_log", "time_scale", "preflight_grace_minutes"}
 
 SCHEMA_CASES = [
     ("mistral-7b", 1, {}),
@@ -79,7 +79,7 @@ def test_shell_scripts_pass_bash_n_and_shellcheck(host, make_plan, tmp_path, wit
     scripts = shell_texts(document)
     expected = {"bootlog", "make-venv", "wait-http", "with-user-env", "fs-setup", "install-sglang", "install-n8n"}
     assert expected <= {name.rsplit("/", 1)[-1] for name in scripts}
-    assert sum(1 for name in scripts if name.endswith(".sh")) == 4
+    assert sum(1 for name in scripts if name.endswith(".sh")) == 5  # daemon, preflight, fs, SGLang, n8n
     files = []
     for index, (name, text) in enumerate(sorted(scripts.items())):
         path = tmp_path / f"{index:02d}-{name.rsplit('/', 1)[-1]}"
@@ -153,13 +153,13 @@ def test_extract_refuses_a_document_without_daemon(host, make_plan):
 def test_daemon_comes_first_and_stands_alone(host, make_plan):
     document = build_user_data(host, make_plan())
     parts = split_user_data(document)
-    assert [p.filename for p in parts] == ["soong-cloud-config.yaml", "01-soong-daemon.sh", "02-soong-fs.sh",
-                                           "03-soong-sglang.sh", "04-soong-n8n.sh"]
+    assert [p.filename for p in parts] == ["soong-cloud-config.yaml", "01-soong-daemon.sh", "02-soong-preflight.sh",
+                                           "03-soong-fs.sh", "04-soong-sglang.sh", "05-soong-n8n.sh"]
     unit = write_files(document)["/etc/systemd/system/soong-daemon.service"]["content"]
     assert "Restart=always" in unit and "StartLimitIntervalSec=0" in unit
     assert "sglang" not in unit.lower() and "n8n" not in unit.lower() and "nfs" not in unit.lower()
     assert "--config /etc/soong-daemon/daemon.yaml" in unit
-    for later in parts[2:]:
+    for later in parts[3:]:
         assert "--no-block" in later.text  # services start without holding up the boot
 
 
@@ -220,7 +220,7 @@ def test_plugins_can_add_parts_and_clashes_are_errors(make_plan):
     plugin_host.add_plugin(sglang_plugin, PluginInfo("sglang", builtin=True))
     plugin_host.add_plugin(Extra(), PluginInfo("extra"))
     document = build_user_data(plugin_host, make_plan())
-    assert [p.filename for p in split_user_data(document)][-1] == "05-extra.sh"
+    assert [p.filename for p in split_user_data(document)][-1] == "06-extra.sh"
     assert write_files(document)["/etc/extra"]["content"] == "llama-3.1-8b"
     plugin_host.add_plugin(Clash(), PluginInfo("clash"))
     with pytest.raises(UserDataError, match="both write"):

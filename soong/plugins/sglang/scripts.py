@@ -38,8 +38,18 @@ fi
 printf '%s phase=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$phase" "$*" >> "$log"
 """
 
+#: Seconds apt-get waits for the dpkg lock (and retries ``apt-get update``) on first boot.
+APT_LOCK_TIMEOUT = 900
+
 MAKE_VENV_SH = r"""#!/bin/bash
 # Create a Python venv at $1, installing python3-venv first if the image lacks it.
+# On first boot the image's unattended upgrades (apt-daily) may hold apt's locks. The
+# install waits for the dpkg lock with apt's DPkg::Lock::Timeout (read by debSystem::Lock,
+# apt-pkg/deb/debsystem.cc; added in apt 1.9.11, "apt(8): Wait for lock", so present in
+# Ubuntu 22.04's apt 2.4.5 and 24.04's 2.7.14, packages.ubuntu.com/{jammy,noble}/apt).
+# 'apt-get update' takes the lists lock, which that option does not cover
+# (pkgAcquire::GetLock, apt-pkg/acquire.cc, takes it without waiting; apt 2.6.1's
+# source), so it is retried until the same deadline.
 set -euo pipefail
 target=${1:?usage: make-venv DIR}
 if [ -x "$target/bin/python" ]; then
@@ -48,11 +58,19 @@ fi
 mkdir -p "$(dirname "$target")"
 if ! python3 -m venv "$target"; then
   rm -rf "$target"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+  lock_wait=${SOONG_APT_LOCK_TIMEOUT:-@APT_LOCK_TIMEOUT@}
+  deadline=$(( $(date +%s) + lock_wait ))
+  until apt-get -o DPkg::Lock::Timeout="$lock_wait" update -q; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "make-venv: apt-get update still failing after ${lock_wait}s (another apt holds its lock?)" >&2
+      exit 1
+    fi
+    sleep 10
+  done
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y -q python3-venv
   python3 -m venv "$target"
 fi
-"""
+""".replace("@APT_LOCK_TIMEOUT@", str(APT_LOCK_TIMEOUT))
 
 WAIT_HTTP_SH = r"""#!/bin/bash
 # Wait until URL answers with HTTP 200, then log PHASE; log <service>-failed after TIMEOUT seconds.
@@ -219,13 +237,46 @@ PATH="$root/node/bin:$PATH" npm install --prefix "$root/app" --no-fund --no-audi
 touch "$marker"
 """
 
+#: Written by the preflight when it fails; the parts after it start nothing while it exists.
+PREFLIGHT_FAILED_MARKER = "/var/lib/soong/preflight.failed"
+
+PREFLIGHT_SH = r"""#!/bin/bash
+# soong: preflight. Check Python, glibc, the NVIDIA driver, the GPUs and the disk before
+# anything big is installed. The program logs phase=preflight-ok or phase=preflight-failed
+# itself (exit 0 or 1); if it cannot run at all, this logs the failure. After a failure
+# the parts that follow start nothing (they check the marker file).
+set -uo pipefail
+lib=${SOONG_LIB:-/usr/local/lib/soong}
+marker=${SOONG_PREFLIGHT_MARKER:-@MARKER@}
+python=${SOONG_PREFLIGHT_PYTHON:-@PYTHON@}
+status=0
+"$python" "$lib/preflight.py" --config "${SOONG_PREFLIGHT_CONFIG:-@CONFIG@}" || status=$?
+if [ "$status" = 0 ] || [ "$status" = 1 ]; then
+  exit "$status"
+fi
+if [ ! -x "$python" ]; then
+  reason="the image has no $python to run the preflight with"
+else
+  reason="the preflight program could not run (exit status $status); see /var/log/cloud-init-output.log"
+fi
+mkdir -p "$(dirname "$marker")"
+printf '%s\n' "$reason" > "$marker"
+"$lib/bootlog" preflight-failed "$reason"
+exit 1
+"""
+
 START_UNITS_SH = r"""#!/bin/bash
 # soong: @WHAT@. Starts without waiting; the units order themselves.
 set -euo pipefail
+marker=${SOONG_PREFLIGHT_MARKER:-@@MARKER@@}
+if [ -e "$marker" ]; then
+  echo "soong: the preflight failed ($(head -c 300 "$marker")); not starting: @WHAT@" >&2
+  exit 0
+fi
 systemctl daemon-reload
 systemctl enable @UNITS@
 systemctl start --no-block @START@
-"""
+""".replace("@@MARKER@@", PREFLIGHT_FAILED_MARKER)
 
 DAEMON_UNIT = """[Unit]
 Description=soong status daemon (lease, idle and hard-limit guard)
@@ -300,6 +351,11 @@ LimitNOFILE=65536
 WantedBy=multi-user.target
 """
 
+#: n8n's settings are @n8n/config environment variables (npm @n8n/config 2.39.0, dist/configs/endpoints.config.js;
+#: n8n 2.41.3 pins @n8n/config 2.39.1). N8N_METRICS mounts /metrics; the status daemon's n8n source
+#: (soong_daemon/activity.py, N8nSource) reads n8n_last_activity (INCLUDE_API_ENDPOINTS, default off), the
+#: n8n_workflow_{started,success,failed}_total counters (INCLUDE_MESSAGE_EVENT_BUS_METRICS, default off) and
+#: n8n_workflow_execution_duration_seconds (INCLUDE_WORKFLOW_EXECUTION_DURATION, default on; set to be sure).
 N8N_UNIT = """[Unit]
 Description=n8n workflow automation on 127.0.0.1:@PORT@
 After=network-online.target soong-fs.service soong-n8n-install.service
@@ -316,6 +372,9 @@ Environment=N8N_PORT=@PORT@
 Environment=N8N_HOST=localhost
 Environment=N8N_PROTOCOL=http
 Environment=N8N_METRICS=true
+Environment=N8N_METRICS_INCLUDE_API_ENDPOINTS=true
+Environment=N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true
+Environment=N8N_METRICS_INCLUDE_WORKFLOW_EXECUTION_DURATION=true
 Environment=N8N_DIAGNOSTICS_ENABLED=false
 Environment=N8N_VERSION_NOTIFICATIONS_ENABLED=false
 ExecStart=/usr/local/lib/soong/with-user-env /opt/soong/n8n/app/node_modules/.bin/n8n start

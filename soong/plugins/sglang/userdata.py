@@ -1,9 +1,11 @@
-"""The built-in user-data parts: status daemon, file system, SGLang and n8n.
+"""The built-in user-data parts: status daemon, preflight, file system, SGLang and n8n.
 
 Each part is a cloud-config contribution (the files it needs: scripts, systemd
 units, config and 0600 secret files) plus a short shell part that enables and
 starts its units. Order of independence: the daemon (10) is installed and
-started first and depends on nothing else; the file system (20), SGLang (30) and
+started first and depends on nothing else; the preflight (15, with SGLang only:
+:mod:`soong.plugins.sglang.preflight_part`) checks the machine and, when it fails,
+stops the parts after it from starting anything; the file system (20), SGLang (30) and
 n8n (40) are started without waiting (``systemctl start --no-block``), so a slow
 model download or a broken n8n never holds up the daemon. See ``docs/bootstrap.md``.
 """
@@ -89,6 +91,7 @@ def daemon_config(plan: LaunchPlan) -> dict:
         "webhook_url": plan.webhook_url,
         "boot_log": BOOT_LOG,
         "time_scale": 1,
+        "preflight_grace_minutes": plan.preflight_grace_minutes,
     }
 
 
@@ -261,9 +264,11 @@ def n8n_parts(plan: LaunchPlan) -> list[UserDataPart]:
 
 def builtin_parts(plan: LaunchPlan) -> list[UserDataPart]:
     """Every built-in part for ``plan``; SGLang and n8n only when enabled in ``plan.services``."""
+    from soong.plugins.sglang.preflight_part import preflight_parts
+
     parts = daemon_parts(plan) + fs_parts(plan)
     if plan.service_enabled("sglang"):
-        parts += sglang_parts(plan)
+        parts += preflight_parts(plan) + sglang_parts(plan)
     if plan.service_enabled("n8n"):
         parts += n8n_parts(plan)
     return parts
