@@ -5,9 +5,9 @@ It answers exactly the one query the preflight makes
 planned GPU, ``<name>, <memory MiB>, <driver version>``, and refuses anything
 else (exit 2), so a change to the query cannot pass unnoticed.
 
-The memory reported is an approximation of what a real card shows: the
-marketed decimal gigabytes in MiB (``24 GB`` -> 22888 MiB), except where a
-measured figure is known (an A10 shows 23028 MiB in nvidia-smi, issue 12).
+The memory reported is what the fit is computed from: nvidia-smi's real
+``memory.total`` for every GPU model with a known reading (an A10 shows 23028 MiB;
+see :mod:`soong.core.gpu_memory`), the conservative derating for any other.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from soong.plugins.sglang.preflight import NVIDIA_SMI_ARGS
 
 #: The driver the stand-in reports unless told otherwise (a current 580-series driver).
 DEFAULT_DRIVER = "580.95.05"
-#: What nvidia-smi really shows for some cards (MiB), where known.
-MEASURED_MIB = {"A10": 23028}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +44,14 @@ def valid_driver(version: str) -> bool:
 
 
 def memory_mib(gpu_model: str, marketed_gb: float) -> int:
-    """The memory the stand-in reports for one ``gpu_model`` card sold as ``marketed_gb`` GB."""
-    if gpu_model in MEASURED_MIB:
-        return MEASURED_MIB[gpu_model]
-    return int(marketed_gb * 1e9 / 2 ** 20)
+    """The memory the stand-in reports for one ``gpu_model`` card sold as ``marketed_gb`` GB.
+
+    The same figure the fit is computed from (:func:`soong.core.gpu_memory.usable`): nvidia-smi's
+    ``memory.total`` where a reading is known, the conservative derating otherwise.
+    """
+    from soong.core.gpu_memory import GIB, MIB, usable
+
+    return int(usable(gpu_model, marketed_gb).gib * GIB // MIB)
 
 
 def gpus_for(instance_type: Any, driver: str = DEFAULT_DRIVER) -> list[StandinGpu]:

@@ -72,7 +72,7 @@ class SandboxHandle:
         with contextlib.closing(self.sandbox.admin()) as admin:
             return next((i for i in admin.instances() if i["id"] == instance_id), None)
 
-    def launch(self, *, model: str = "llama-3.1-8b", instance_type: str = "gpu_1x_a10", name: str = "soong-test",
+    def launch(self, *, model: str = "llama-3.1-8b", instance_type: str = "gpu_1x_a100_sxm4", name: str = "soong-test",
                record_in_ledger: bool = True, **plan_overrides: Any) -> Any:
         """Launch one instance with soong's real user data; return the provider's Instance.
 

@@ -74,7 +74,7 @@ def test_the_rendered_config_carries_the_platform_facts_and_the_plan(rendered, m
 
 
 def test_a_machine_that_fits_passes_and_logs_a_summary(rendered, tmp_path):
-    program, config = rendered(instance_type="gpu_1x_a10")
+    program, config = rendered(model_id="mistral-7b", instance_type="gpu_1x_a10")  # fits one A10
     result, lines = run_program(program, config, tmp_path, a10())
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line["phase"] for line in lines] == ["preflight-ok"]
@@ -85,7 +85,7 @@ def test_a_machine_that_fits_passes_and_logs_a_summary(rendered, tmp_path):
 
 
 def test_an_old_driver_fails_with_the_one_line_reason(rendered, tmp_path):
-    program, config = rendered(instance_type="gpu_1x_a10")
+    program, config = rendered(model_id="mistral-7b", instance_type="gpu_1x_a10")  # fits one A10
     result, lines = run_program(program, config, tmp_path, a10("535.129.03"))
     assert result.returncode == preflight.EXIT_FAILED
     assert lines == [{"phase": "preflight-failed", "message": OLD_DRIVER_LINE}]
@@ -104,7 +104,7 @@ def test_an_old_driver_fails_with_the_one_line_reason(rendered, tmp_path):
     ("full disk", a10(), {"weights_gib": 10.0 ** 9, "disk_margin_gib": 5.0}, "GiB free at"),
 ])
 def test_each_check_fails_with_its_message(rendered, tmp_path, case, gpus, change, expected):
-    program, config = rendered(instance_type="gpu_1x_a10")
+    program, config = rendered(model_id="mistral-7b", instance_type="gpu_1x_a10")  # fits one A10
     result, lines = run_program(program, {**config, **change}, tmp_path, gpus)
     assert result.returncode == preflight.EXIT_FAILED, (case, result.stdout, result.stderr)
     assert [line["phase"] for line in lines] == ["preflight-failed"]
@@ -247,7 +247,7 @@ def test_the_program_runs_on_each_image_python_and_judges_it(rendered, tmp_path)
     interpreters = _interpreters()
     if len(interpreters) < 2:
         pytest.skip("no other Python interpreters on this machine")
-    program, config = rendered(instance_type="gpu_1x_a10")
+    program, config = rendered(model_id="mistral-7b", instance_type="gpu_1x_a10")  # fits one A10
     for version, path in sorted(interpreters.items()):
         run_dir = tmp_path / f"py{version[0]}{version[1]}"
         run_dir.mkdir()

@@ -23,7 +23,7 @@ def _wait(check, timeout: float = 30.0, what: str = "condition"):
 
 def test_a_current_driver_passes_and_the_model_stand_in_starts(sandbox_factory):
     sb = sandbox_factory()
-    inst = sb.launch(instance_type="gpu_1x_a10")
+    inst = sb.launch(model="mistral-7b", instance_type="gpu_1x_a10")  # mistral-7b fits one A10
     record = sb.wait_running(inst.id)
     assert record["preflight"] == "passed" and "preflight-ok" in record["phases"]
     status = sb.daemon_status(inst.id)
