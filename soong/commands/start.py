@@ -17,7 +17,9 @@ class Start(Command):
     The model and GPU come from the flags, then the configuration, then the
     recommendation (the cheapest type that fits). The price per hour, the lease
     cost and the worst case to the hard limit are shown before anything is
-    launched. The launch is recorded locally before the API call. See
+    launched. The launch boots the image of ``lambda.image_family`` for the type's
+    architecture in the chosen region, checked against the provider's image list
+    first. The launch is recorded locally before the API call. See
     docs/lifecycle.md.
     """
 
@@ -79,7 +81,7 @@ class Start(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         from soong.core.budget import check_launch
         from soong.core.cost_preview import CostPreview
-        from soong.core.launch import dry_run_text, launch_secrets
+        from soong.core.launch import dry_run_text, image_line, launch_secrets
         from soong.core.ledger import Ledger
         from soong.core.start_flow import LaunchPlanner
         from soong.plugins.lambda_cloud.provider import new_token
@@ -100,6 +102,8 @@ class Start(Command):
         preview = CostPreview(itype.name, region, itype.price_cents_per_hour, draft.lease_hours,
                               draft.hard_limit_hours, itype.gpu_description)
         self.say(f"{draft.model.id} on {itype.name} ({draft.choice.describe_source})")
+        if placed is not None:
+            self.say(image_line(placed).lstrip("# "))
         for line in preview.lines():
             self.say(line)
         ledger = Ledger.for_context(context)
@@ -177,8 +181,11 @@ def _unplaced(planner: Any, draft: Any) -> Any:
     region = (draft.policy.allowed or (draft.policy.preferred,))[0] or "us-east-1"
     planner.ui.say(f"no capacity for {draft.choice.instance_type.name} in {draft.policy.describe()} now; "
                    f"the request below names {region}")
-    return LaunchOrder(model=draft.model, instance_type=draft.choice.instance_type, region=region,
+    itype = draft.choice.instance_type
+    return LaunchOrder(model=draft.model, instance_type=itype, region=region,
                        ssh_key_name=draft.ssh_key, name=draft.name, token=planner.new_token(),
                        lease_hours=draft.lease_hours, hard_limit_hours=draft.hard_limit_hours,
-                       context_length=draft.context_length, filesystem=draft.policy.filesystem)
+                       context_length=draft.context_length, filesystem=draft.policy.filesystem,
+                       image=planner.image_for(itype, region),
+                       image_family=planner.platform.family if planner.platform is not None else None)
 

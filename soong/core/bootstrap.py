@@ -107,6 +107,9 @@ class LaunchPlan:
     mem_fraction_static: float = MEM_FRACTION_STATIC
     login_user: str = "ubuntu"
     fs_wait_seconds: int = 300
+    #: The machine image family the instance boots and its host architecture (``x86_64``, ``arm64``).
+    image_family: str | None = None
+    architecture: str = "x86_64"
 
     @property
     def tp_size(self) -> int:

@@ -4,7 +4,11 @@
 :class:`~soong.core.launch.LaunchOrder`: the model, the instance type (refusing
 one that cannot hold the model unless forced), the SSH key, the file system and
 its region, the region with capacity (failing over, offering alternatives, or
-waiting with ``--retry-until-up``), and the lease. It talks to the user only
+waiting with ``--retry-until-up``), the lease, and the machine image: the
+configured family must have a Python the serving engine installs on, only types
+whose architecture the family and the engine support are offered, and the
+exact image for the type's architecture and the region is read from the
+provider before launching (:mod:`soong.core.images`). It talks to the user only
 through the small :class:`StartUI` protocol, so it is tested without a terminal.
 """
 
@@ -15,6 +19,7 @@ import re
 from typing import Any, Callable, Protocol, Sequence
 
 from soong.core.errors import AbortedError, NotFoundError, UsageError
+from soong.core.images import Platform, check_family, choose_image, offering, platform_for
 from soong.core.launch import LaunchOrder
 from soong.core.launch_choice import TypeChoice, choose_instance_type, resolve_model
 from soong.core.regions import CapacityWaiter, RegionDecision, RegionPolicy, decide_region, filesystem_region, no_capacity_error
@@ -104,6 +109,7 @@ class LaunchPlanner:
     new_token: Callable[[], str]
     waiter: CapacityWaiter | None = None
     types: list[Any] = dataclasses.field(default_factory=list)
+    platform: Platform | None = None
 
     def policy(self, request: StartRequest) -> RegionPolicy:
         """The region rules for this launch (the file system's region looked up live)."""
@@ -117,12 +123,26 @@ class LaunchPlanner:
 
         spec, _source = resolve_model(self.context, request.model)
         context_length = check_context(spec, request.context_length)
+        self.platform = platform_for(self.context, self.provider)
+        check_family(self.platform, spec.engine)
         requested = request.gpu or self.context.config.get("defaults.gpu")
         source = "flag" if request.gpu else "config"
         self.types = self.provider.list_instance_types()
-        choice = choose_instance_type(spec, self.types, requested=requested, source=source, force=request.force,
-                                      context_length=context_length, allowed_regions=policy.allowed)
+        with offering(self.platform):
+            choice = choose_instance_type(spec, self.types, requested=requested, source=source, force=request.force,
+                                          context_length=context_length, allowed_regions=policy.allowed)
         return spec, choice, context_length
+
+    def image_for(self, itype: Any, region: str) -> Any:
+        """The image to boot ``itype`` in ``region`` (None: the provider does not choose images).
+
+        Reads the provider's image list now; ImageChoiceError (exit 8) when the family
+        has no image for the type's architecture there.
+        """
+        family = self.platform.family if self.platform is not None else None
+        if family is None:
+            return None
+        return choose_image(self.provider.machine_images(), family.name, itype.architecture, region)
 
     def region(self, itype: Any, policy: RegionPolicy) -> tuple[Any, str]:
         """A region with capacity now, after waiting (``waiter``), or offered; the type as last seen."""
@@ -164,7 +184,8 @@ class LaunchPlanner:
         return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
                            name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,
-                           filesystem=draft.policy.filesystem)
+                           filesystem=draft.policy.filesystem, image=self.image_for(itype, region),
+                           image_family=self.platform.family if self.platform is not None else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,3 +45,12 @@ def version_text(version: tuple[int, ...]) -> str:
 def python_supported(version: tuple[int, int]) -> bool:
     """Whether SGLang's pinned wheels install on CPython ``version`` (major, minor)."""
     return tuple(version[:2]) in WHEEL_PYTHONS
+
+
+def serving_requirements():
+    """These facts as core's :class:`~soong.core.images.ServingRequirements` for the ``sglang`` engine."""
+    from soong.core.images import ServingRequirements
+
+    return ServingRequirements(engine="sglang", label=f"SGLang {SGLANG_VERSION}", pythons=WHEEL_PYTHONS,
+                               architectures=ARCHITECTURES,
+                               source="wheel tags and Requires-Python of sglang on https://pypi.org/simple/sglang/")
