@@ -11,7 +11,7 @@ Sources:
 
 - the families and their architectures: Lambda's ``GET /images`` sample
   (``tests/data/lambda-cloud-api/images.sample.json``, images updated 2025-11): e.g.
-  ``lambda-stack-24-04`` exists for ``x86_64`` in every x86 region and for ``arm64``
+  ``lambda-stack-24-04`` exists for ``x86_64`` in 16 regions (all but us-east-3) and for ``arm64``
   in us-east-3; ``gpu-base-*`` and ``lambda-stack-legacy-22-04`` only for ``x86_64``.
 - Python of Ubuntu 24.04 (noble): package ``python3`` 3.12.3-0ubuntu1 (noble) and
   3.12.3-0ubuntu2.1 (noble-updates), ``Depends: python3.12``
