@@ -110,6 +110,12 @@ class LaunchPlanner:
     waiter: CapacityWaiter | None = None
     types: list[Any] = dataclasses.field(default_factory=list)
     platform: Platform | None = None
+    images: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.waiter is not None:  # capacity the waiter sees is capacity where an image exists
+            fetch = self.waiter.fetch_types
+            self.waiter.fetch_types = lambda: [self.servable(t, quiet=True) for t in fetch()]
 
     def policy(self, request: StartRequest) -> RegionPolicy:
         """The region rules for this launch (the file system's region looked up live)."""
@@ -128,25 +134,61 @@ class LaunchPlanner:
         requested = request.gpu or self.context.config.get("defaults.gpu")
         source = "flag" if request.gpu else "config"
         self.types = self.provider.list_instance_types()
+        servable = [self.servable(t, quiet=True) for t in self.types]  # capacity only where its image exists
         with offering(self.platform):
-            choice = choose_instance_type(spec, self.types, requested=requested, source=source, force=request.force,
+            choice = choose_instance_type(spec, servable, requested=requested, source=source, force=request.force,
                                           context_length=context_length, allowed_regions=policy.allowed)
         return spec, choice, context_length
 
     def image_for(self, itype: Any, region: str) -> Any:
         """The image to boot ``itype`` in ``region`` (None: the provider does not choose images).
 
-        Reads the provider's image list now; ImageChoiceError (exit 8) when the family
-        has no image for the type's architecture there.
+        Uses the provider's image list as read for this start (read now if not yet);
+        ImageChoiceError (exit 8) when the family has no image for the type's
+        architecture there.
         """
         family = self.platform.family if self.platform is not None else None
         if family is None:
             return None
-        return choose_image(self.provider.machine_images(), family.name, itype.architecture, region)
+        if self.images is None:
+            self.images = self.provider.machine_images()
+        return choose_image(self.images, family.name, itype.architecture, region)
+
+    def image_regions(self, itype: Any) -> tuple[str, ...] | None:
+        """Regions where the family has an image for ``itype``'s architecture (None: images not chosen)."""
+        family = self.platform.family if self.platform is not None else None
+        if family is None:
+            return None
+        if self.images is None:
+            self.images = self.provider.machine_images()
+        return tuple(sorted({i.region for i in self.images
+                             if i.family == family.name and i.architecture == itype.architecture}))
+
+    def servable(self, itype: Any, *, quiet: bool = False) -> Any:
+        """``itype`` with capacity only in regions where its image exists (saying which were dropped)."""
+        regions = self.image_regions(itype)
+        if regions is None:
+            return itype
+        dropped = [r.name for r in itype.regions_with_capacity if r.name not in regions]
+        if not dropped:
+            return itype
+        if not quiet:
+            assert self.platform is not None and self.platform.family is not None
+            self.ui.say(f"{itype.name} has capacity in {', '.join(dropped)}, where {self.platform.family.name} has no "
+                        f"{itype.architecture} image; not launching there")
+        return dataclasses.replace(itype, regions_with_capacity=tuple(
+            r for r in itype.regions_with_capacity if r.name in regions))
 
     def region(self, itype: Any, policy: RegionPolicy) -> tuple[Any, str]:
         """A region with capacity now, after waiting (``waiter``), or offered; the type as last seen."""
-        decision = decide_region(itype, policy)
+        listed = next((t for t in self.types if t.name == itype.name), itype)  # as the provider lists it
+        servable = self.servable(listed)
+        decision = decide_region(servable, policy)
+        if decision.region is None and self.waiter is None:
+            unfiltered = decide_region(listed, policy).region
+            if unfiltered is not None:  # capacity only where the image is missing: say that, not "no capacity"
+                self.image_for(listed, unfiltered)
+        itype = servable
         if decision.region is None and self.waiter is not None:
             itype, decision = self.waiter.wait(itype.name, policy)
         if decision.note:
@@ -167,6 +209,10 @@ class LaunchPlanner:
                         "launching anyway because of --force")
         return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy)
 
+    def region_now(self, draft: "Draft") -> str | None:
+        """The region the launch would use with the capacity (where its image exists) known now."""
+        return decide_region(self.servable(draft.choice.instance_type, quiet=True), draft.policy).region
+
     def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
         """The order, in a region with capacity (waiting or asking as the module docstring says).
 
@@ -174,6 +220,8 @@ class LaunchPlanner:
         through the waiter instead of trusting what was seen before.
         """
         itype = draft.choice.instance_type
+        if refresh:
+            self.images = None  # read the image list again too
         if refresh and self.waiter is not None:
             itype, decision = self.waiter.wait(itype.name, draft.policy)
             if decision.note:

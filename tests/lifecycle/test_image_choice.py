@@ -99,3 +99,31 @@ def test_recommend_and_info_leave_gh200_out_with_an_amd64_only_family_and_say_wh
     assert offline["recommended"] != "gpu_1x_gh200" and "gpu_1x_gh200" in offline["excluded_by_architecture"]
     start = run_soong("start", "--dry-run", "--model", "qwen3-32b-fp8", "--gpu", "gpu_1x_gh200", env=env)
     _one_error_line(start, 2, "gpu_1x_gh200 cannot serve", "arm64 host")
+
+
+def test_capacity_where_the_image_is_missing_is_not_used(run_soong, soong_env, emu):
+    emu.set_capacity("gpu_1x_gh200", "us-east-1", 1)
+    emu.set_capacity("gpu_1x_gh200", "us-east-3", 1)
+    result = run_soong("start", "-y", "--no-wait", "--gpu", "gpu_1x_gh200", "--model", "qwen3-32b-fp8",
+                       env={"SOONG_LAMBDA_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 0, result.stderr
+    assert f"gpu_1x_gh200 has capacity in us-east-1, where {FAMILY} has no arm64 image" in result.stderr
+    [raw] = emu.instances()
+    assert raw["region"] == "us-east-3" and raw["image"] == {"id": _image(emu, FAMILY, "arm64", "us-east-3")["id"]}
+
+
+def test_the_recommendation_skips_a_type_whose_capacity_has_no_image(run_soong, soong_env, emu):
+    """gh200 is the cheapest fit for qwen3-32b-fp8, but its only capacity is where no arm64 image exists."""
+    emu.set_capacity("gpu_1x_gh200", "us-east-1", 1)
+    result = run_soong("start", "--dry-run", "--model", "qwen3-32b-fp8")
+    assert result.returncode == 0, result.stderr
+    assert '"instance_type_name": "gpu_1x_gh200"' not in result.stdout
+    assert "x86_64 image" in result.stdout
+
+
+def test_dry_run_without_capacity_shows_a_region_where_the_image_exists(run_soong, soong_env, emu):
+    result = run_soong("start", "--dry-run", "--model", "qwen3-32b-fp8", "--gpu", "gpu_1x_gh200")
+    assert result.returncode == 0, result.stderr
+    assert "the request below names us-east-3" in result.stderr
+    assert f"arm64 image {_image(emu, FAMILY, 'arm64', 'us-east-3')['id']}" in result.stdout
+    assert emu.instances() == []
