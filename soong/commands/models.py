@@ -2,8 +2,10 @@
 
 ``list`` works offline (its "smallest GPU setup" column uses the static table in
 :mod:`soong.core.recommend`); ``info`` and ``recommend`` use the provider's live
-instance types and prices. ``add`` and ``remove`` edit ``custom_models`` in the
-config file.
+instance types and prices. All three offer only instance types whose host
+architecture the configured image family and the serving engine support
+(:mod:`soong.core.images`), and say which types were left out for it. ``add``
+and ``remove`` edit ``custom_models`` in the config file.
 """
 
 from __future__ import annotations
@@ -43,13 +45,34 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
                         help="requests served at full context at once (default: 1)")
 
 
-def _live_instance_types(command: Any, provider_name: str) -> list:
-    """The provider's instance types, or one clear error saying why live prices are unavailable."""
+def _provider(command: Any, provider_name: str) -> Any:
+    """The provider object, or one clear error saying why live prices are unavailable."""
     try:
-        provider = command.context.provider(provider_name)
+        return command.context.provider(provider_name)
     except NotFoundError as exc:
         raise NotFoundError(f"live prices need a provider: {exc}", hint="'soong models list' and '--offline' work without one") from None
-    return provider.list_instance_types()
+
+
+def _platform(command: Any, provider: Any = None, provider_name: str = "lambda") -> Any:
+    """The image family and serving requirements types are judged by (no network; family unknown without a provider)."""
+    from soong.core.images import platform_for
+
+    if provider is None:
+        try:
+            provider = command.context.provider(provider_name)
+        except NotFoundError:
+            provider = None
+    return platform_for(command.context, provider)
+
+
+def _excluded(platform: Any, spec: Any, types: Any) -> list[str]:
+    """``<type>: <why>`` for each GPU type left out because of its host architecture."""
+    out = []
+    for itype in types:
+        problem = platform.type_problem(spec, itype) if itype.gpu_count > 0 else None
+        if problem:
+            out.append(problem)
+    return out
 
 
 def _fmt_gib(value: float) -> str:
@@ -66,17 +89,20 @@ class ListModels(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
+        from soong.core.images import offering
         from soong.core.recommend import smallest_setup
         from soong.core.vram import estimate
 
         catalog = self.context.models()
+        platform = _platform(self)
         columns = ("ID", "Params (B)", "Precision", "Quantization", "Context", "Est. VRAM (GiB)",
                    "Smallest GPU setup", "Hugging Face path", "Source")
         rows = []
         for spec in sorted(catalog.values(), key=lambda s: (s.params_billion, s.id)):
             context = min(parsed_args.context, spec.max_context) if parsed_args.context else spec.default_context
             need = estimate(spec, context)
-            best = smallest_setup(spec, context=context)
+            with offering(platform):
+                best = smallest_setup(spec, context=context) if not platform.family_problem(spec.engine) else None
             setup = f"{best.instance_type.gpu_count}x {best.instance_type.gpu_description} ({best.instance_type.name})" if best else "none"
             rows.append((spec.id, spec.params_billion, spec.precision, spec.quantization or "", context,
                          round(need.total_gib, 1), setup, spec.hf_path, "built-in" if spec.builtin else "custom"))
@@ -97,7 +123,8 @@ class ShowModel(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
         from soong.core.catalog import find_model
-        from soong.core.recommend import check_context, recommend, smallest_setup
+        from soong.core.images import offering
+        from soong.core.recommend import STATIC_SETUPS, check_context, recommend, smallest_setup
         from soong.core.vram import estimate
 
         spec = find_model(self.context.models(), parsed_args.model)
@@ -110,24 +137,33 @@ class ShowModel(ShowOne):
             "good_for": spec.good_for, "not_good_for": spec.not_good_for, "source": spec.source,
             "origin": "built-in" if spec.builtin else "custom",
         }
-        if parsed_args.offline:
-            fit = smallest_setup(spec, context=context, concurrency=parsed_args.concurrency)
-            price, regions = None, None
-        else:
-            ranked = recommend(spec, _live_instance_types(self, parsed_args.provider), context=context,
-                               concurrency=parsed_args.concurrency)
-            # the cheapest type with capacity now; the cheapest overall when none has capacity
-            chosen = next((r for r in ranked if r.available), ranked[0] if ranked else None)
-            fit = chosen.fit if chosen else None
-            price = fit.instance_type.price_per_hour if fit else None
-            regions = ", ".join(r.name for r in fit.instance_type.regions_with_capacity) if fit else None
+        provider = None if parsed_args.offline else _provider(self, parsed_args.provider)
+        platform = _platform(self, provider, parsed_args.provider)
+        family_problem = platform.family_problem(spec.engine)
+        types = list(STATIC_SETUPS) if parsed_args.offline else provider.list_instance_types()
+        with offering(platform):
+            if family_problem:
+                fit, price, regions = None, None, None
+            elif parsed_args.offline:
+                fit = smallest_setup(spec, context=context, concurrency=parsed_args.concurrency)
+                price, regions = None, None
+            else:
+                ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency)
+                # the cheapest type with capacity now; the cheapest overall when none has capacity
+                chosen = next((r for r in ranked if r.available), ranked[0] if ranked else None)
+                fit = chosen.fit if chosen else None
+                price = fit.instance_type.price_per_hour if fit else None
+                regions = ", ".join(r.name for r in fit.instance_type.regions_with_capacity) if fit else None
         need = fit.estimate if fit and fit.estimate else estimate(spec, context, concurrency=parsed_args.concurrency)
         info.update({
             "context": context, "concurrency": parsed_args.concurrency, "tp_size": need.tp_size,
             "weights_gib": round(need.weights_gib, 1), "kv_cache_gib": round(need.kv_cache_gib, 1),
             "runtime_gib": round(need.runtime_gib, 1), "total_gib": round(need.total_gib, 1),
-            "recommended": fit.instance_type.name if fit else "none fits",
+            "recommended": fit.instance_type.name if fit else (f"none: {family_problem}" if family_problem else "none fits"),
             "recommended_gpus": f"{fit.instance_type.gpu_count}x {fit.instance_type.gpu_description}" if fit else "",
+            "architecture": fit.instance_type.architecture if fit else "",
+            "image_family": platform.family.describe() if platform.family else "",
+            "excluded_by_architecture": "; ".join(_excluded(platform, spec, types)),
         })
         if not parsed_args.offline:
             info["price_per_hour"] = price if price is not None else ""
@@ -151,26 +187,34 @@ class RecommendModel(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
         from soong.core.catalog import find_model
+        from soong.core.images import check_family, offering
         from soong.core.recommend import check_context, recommend
 
         spec = find_model(self.context.models(), parsed_args.model)
         context = check_context(spec, parsed_args.context)
         max_cents = round(parsed_args.max_price * 100) if parsed_args.max_price is not None else None
-        ranked = recommend(spec, _live_instance_types(self, parsed_args.provider), context=context,
-                           concurrency=parsed_args.concurrency, max_price_cents=max_cents,
-                           region=parsed_args.region, available_only=parsed_args.available)
+        provider = _provider(self, parsed_args.provider)
+        platform = _platform(self, provider)
+        check_family(platform, spec.engine)
+        types = provider.list_instance_types()
+        with offering(platform):
+            ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency,
+                               max_price_cents=max_cents, region=parsed_args.region,
+                               available_only=parsed_args.available)
+        for line in _excluded(platform, spec, types):
+            self.app.stderr.write(f"soong: left out {line}\n")
         if not ranked:
             limit = f" at or under ${parsed_args.max_price:g}/h" if max_cents is not None else ""
             raise NotFoundError(f"no instance type fits {spec.id} at {context} tokens x {parsed_args.concurrency}{limit}",
                                 hint="try a shorter --context, a quantized variant or a higher --max-price")
         columns = ("Rank", "Instance type", "GPUs", "TP", "$/h", "VRAM (GiB)", "Needed (GiB)", "Headroom (GiB)",
-                   "Available", "Regions")
+                   "Available", "Regions", "Arch")
         rows = []
         for rec in ranked:
             row = rec.to_dict()
             rows.append((row["rank"], row["instance_type"], row["gpus"], row["tp_size"], row["price_per_hour"],
                          row["total_vram_gib"], row["needed_gib"], row["headroom_gib"], row["available"],
-                         ", ".join(row["regions"])))
+                         ", ".join(row["regions"]), rec.instance_type.architecture))
         return columns, rows
 
 

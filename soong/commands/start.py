@@ -17,7 +17,9 @@ class Start(Command):
     The model and GPU come from the flags, then the configuration, then the
     recommendation (the cheapest type that fits). The price per hour, the lease
     cost and the worst case to the hard limit are shown before anything is
-    launched. The launch is recorded locally before the API call. See
+    launched. The launch boots the image of ``lambda.image_family`` for the type's
+    architecture in the chosen region, checked against the provider's image list
+    first. The launch is recorded locally before the API call. See
     docs/lifecycle.md.
     """
 
@@ -79,7 +81,7 @@ class Start(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         from soong.core.budget import check_launch
         from soong.core.cost_preview import CostPreview
-        from soong.core.launch import dry_run_text, launch_secrets
+        from soong.core.launch import dry_run_text, image_line, launch_secrets
         from soong.core.ledger import Ledger
         from soong.core.start_flow import LaunchPlanner
         from soong.plugins.lambda_cloud.provider import new_token
@@ -89,17 +91,19 @@ class Start(Command):
         planner = LaunchPlanner(context, provider, self, new_token, waiter=self._waiter(parsed_args, provider))
         draft = planner.prepare(_request(parsed_args))
         if parsed_args.dry_run:
-            order = planner.place(draft) if draft.region_now() else _unplaced(planner, draft)
+            order = planner.place(draft) if planner.region_now(draft) else _unplaced(planner, draft)
             self.app.stdout.write(dry_run_text(context, order))
             return 0
         # without --retry-until-up the region is settled (or refused) before the cost is confirmed
         placed = planner.place(draft) if planner.waiter is None else None
         itype = placed.instance_type if placed else draft.choice.instance_type
-        region = placed.region if placed else (draft.region_now() or f"the first with capacity in "
+        region = placed.region if placed else (planner.region_now(draft) or f"the first with capacity in "
                                                                       f"{draft.policy.describe()}")
         preview = CostPreview(itype.name, region, itype.price_cents_per_hour, draft.lease_hours,
                               draft.hard_limit_hours, itype.gpu_description)
         self.say(f"{draft.model.id} on {itype.name} ({draft.choice.describe_source})")
+        if placed is not None:
+            self.say(image_line(placed).lstrip("# "))
         for line in preview.lines():
             self.say(line)
         ledger = Ledger.for_context(context)
@@ -174,11 +178,17 @@ def _unplaced(planner: Any, draft: Any) -> Any:
     """A dry-run order when no region has capacity now (the region shown is the first allowed or preferred)."""
     from soong.core.launch import LaunchOrder
 
+    itype = draft.choice.instance_type
+    with_image = planner.image_regions(itype)
     region = (draft.policy.allowed or (draft.policy.preferred,))[0] or "us-east-1"
+    if not draft.policy.allowed and with_image and region not in with_image:
+        region = with_image[0]  # a region where the image exists, so the request shown could be sent there
     planner.ui.say(f"no capacity for {draft.choice.instance_type.name} in {draft.policy.describe()} now; "
                    f"the request below names {region}")
-    return LaunchOrder(model=draft.model, instance_type=draft.choice.instance_type, region=region,
+    return LaunchOrder(model=draft.model, instance_type=itype, region=region,
                        ssh_key_name=draft.ssh_key, name=draft.name, token=planner.new_token(),
                        lease_hours=draft.lease_hours, hard_limit_hours=draft.hard_limit_hours,
-                       context_length=draft.context_length, filesystem=draft.policy.filesystem)
+                       context_length=draft.context_length, filesystem=draft.policy.filesystem,
+                       image=planner.image_for(itype, region),
+                       image_family=planner.platform.family if planner.platform is not None else None)
 

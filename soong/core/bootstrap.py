@@ -111,6 +111,9 @@ class LaunchPlan:
     #: Minutes the daemon waits after a failed preflight before it terminates the instance
     #: (time to log in and look).
     preflight_grace_minutes: float = 10.0
+    #: The machine image family the instance boots and its host architecture (``x86_64``, ``arm64``).
+    image_family: str | None = None
+    architecture: str = "x86_64"
 
     @property
     def tp_size(self) -> int:

@@ -151,6 +151,7 @@ KEYS: tuple[Key, ...] = (
     Key("lambda.retry_base_seconds", "float", 1.0, "First retry delay; it doubles per attempt (with jitter).", minimum=0, maximum=60),
     Key("lambda.request_interval_seconds", "float", 1.1, "Client-side spacing of API requests, shared by all soong processes (Lambda allows about 1/s; the rest is a margin for network jitter).", minimum=0, maximum=60),
     Key("lambda.launch_interval_seconds", "float", 12.5, "Client-side spacing of launches (Lambda allows 1 per 12 s).", minimum=0, maximum=600),
+    Key("lambda.image_family", "str", "lambda-stack-24-04", "Machine image family launches boot (Ubuntu 24.04 with Lambda Stack and Python 3.12 by default). Before each launch the image of this family for the instance type's architecture (x86_64 or arm64) and region is read from GET /images; see docs/lambda.md.", check=_name),
     Key("lambda.launch_lookup_seconds", "float", 30.0, "After an ambiguous launch failure, how long to look for the instance by its name token.", minimum=0, maximum=600),
     Key("defaults.model", "str", "llama-3.1-8b", "Model served when start gets no --model."),
     Key("defaults.gpu", "str", None, "Instance type used when start gets no --gpu (None: recommended).", nullable=True),

@@ -98,6 +98,26 @@ def soong_user_data_parts(launch):
     """
 
 
+@hookspec
+def soong_serving_requirements():
+    """Say what a serving engine's bootstrap can install on: Python versions and host architectures.
+
+    No parameters.
+
+    :return: a :class:`soong.core.images.ServingRequirements` (or a list of them, one
+        per engine), or None.
+
+    Called when a command offers or launches instance types (``models recommend``,
+    ``models info``, ``models list``, ``start``); it must not touch the network.
+    Core keeps the first declaration per ``engine`` (the
+    :attr:`~soong.core.types.ModelSpec.engine` of the models it serves). An image
+    family whose Python is not in ``pythons`` is refused before launching, and an
+    instance type whose host architecture is not in ``architectures`` is never
+    offered for that engine's models. The built-in SGLang plugin declares
+    ``sglang`` from its pinned wheels (``soong/plugins/sglang/platform.py``).
+    """
+
+
 def all_hook_names() -> list[str]:
     """Names of every hook spec defined here (used by docs and tests)."""
     return sorted(name for name, value in globals().items() if name.startswith("soong_") and callable(value))

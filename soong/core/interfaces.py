@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 if TYPE_CHECKING:
     from soong.core.context import Context
+    from soong.core.images import ImageFamily, MachineImage
     from soong.core.types import (
         CostEvent,
         FileSystem,
@@ -77,6 +78,25 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def list_file_systems(self) -> list["FileSystem"]:
         """The account's persistent file systems."""
+
+    def image_family(self) -> "ImageFamily | None":
+        """The image family launches boot (from the provider's settings), with its Python and architectures.
+
+        Optional: the default None means the provider does not choose images; then
+        only the serving engine's own needs limit what is offered. Must not touch the
+        network. Raise :class:`~soong.core.errors.ConfigError` for a configured family
+        the provider cannot describe.
+        """
+        return None
+
+    def machine_images(self) -> list["MachineImage"]:
+        """Every image the provider offers now, by region and architecture (read before each launch).
+
+        Only called when :meth:`image_family` returns a family; the launch request then
+        names the image chosen from this list (:attr:`~soong.core.types.LaunchRequest.image`
+        is ``{"id": ...}``).
+        """
+        return []
 
 
 class TunnelBackend(abc.ABC):

@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from soong.core import errors as E
+from soong.core.images import ImageFamily, MachineImage
 from soong.core.types import Instance, InstanceType, LaunchRequest, ModelSpec
 
 
@@ -38,6 +39,10 @@ class LaunchOrder:
     hard_limit_hours: float
     context_length: int
     filesystem: str | None = None
+    #: The exact image to boot (chosen from the provider's list for the type's architecture
+    #: and the region) and its family's facts; None when the provider does not choose images.
+    image: MachineImage | None = None
+    image_family: ImageFamily | None = None
 
     @property
     def launch_name(self) -> str:
@@ -78,14 +83,17 @@ def build_plan(context: Any, order: LaunchOrder, secrets: Any) -> Any:
         secrets=secrets, instance_type=order.instance_type.name, region=order.region,
         context_length=order.context_length, lease_hours=order.lease_hours, hard_limit_hours=order.hard_limit_hours,
     )
-    return dataclasses.replace(plan, filesystem_name=order.filesystem)
+    return dataclasses.replace(plan, filesystem_name=order.filesystem,
+                               image_family=order.image.family if order.image else None,
+                               architecture=order.instance_type.architecture)
 
 
 def build_request(order: LaunchOrder, user_data: str | None) -> LaunchRequest:
     """The provider request for ``order`` with its rendered bootstrap."""
     return LaunchRequest(instance_type=order.instance_type.name, region=order.region, ssh_key_name=order.ssh_key_name,
                          name=order.name, user_data=user_data,
-                         file_system_names=(order.filesystem,) if order.filesystem else (), token=order.token)
+                         file_system_names=(order.filesystem,) if order.filesystem else (), token=order.token,
+                         image={"id": order.image.id} if order.image else None)
 
 
 def render(context: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchRequest, str]:
@@ -106,7 +114,19 @@ def dry_run_text(context: Any, order: LaunchOrder) -> str:
     body = launch_body(request, order.launch_name)
     body["user_data"] = f"<{len(user_data.encode())} bytes, printed below>"
     return ("# launch request (POST /instance-operations/launch); nothing was launched\n"
+            + image_line(order) + "\n"
             + json.dumps(body, indent=2) + "\n# user data (secrets masked)\n" + user_data)
+
+
+def image_line(order: LaunchOrder) -> str:
+    """``# image: <family> ...`` for the dry run: the family, the host architecture and the image chosen."""
+    arch = order.instance_type.architecture
+    if order.image is None:
+        return f"# image: the provider's default image ({arch} host)"
+    family = order.image_family.describe() if order.image_family else order.image.family
+    name = " ".join(p for p in (order.image.name, order.image.version) if p)
+    return (f"# image: {family}; {arch} image {order.image.id}"
+            + (f" ({name})" if name else "") + f" in {order.image.region}")
 
 
 def _surely_not_launched(exc: BaseException) -> bool:

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 from soong.core.errors import UsageError
 from soong.core.gpu_memory import UsableMemory, usable
+from soong.core.images import architecture_problem
 from soong.core.types import InstanceType, ModelSpec
 from soong.core.vram import VramEstimate, estimate, tp_problem
 
@@ -70,7 +71,7 @@ STATIC_SETUPS: tuple[InstanceType, ...] = (
     _static("gpu_2x_a6000", 2, 48, "A6000"),
     _static("gpu_1x_h100_pcie", 1, 80, "H100"),
     _static("gpu_2x_a100", 2, 40, "A100"),
-    _static("gpu_1x_gh200", 1, 96, "GH200"),
+    dataclasses.replace(_static("gpu_1x_gh200", 1, 96, "GH200"), architecture="arm64"),  # Grace (Arm) host
     _static("gpu_4x_a6000", 4, 48, "A6000"),
     _static("gpu_2x_h100_sxm5", 2, 80, "H100"),
     _static("gpu_8x_a100", 8, 40, "A100"),
@@ -176,6 +177,8 @@ def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None 
     count = instance_type.gpu_count
     if count < 1 or instance_type.gpu_memory_gib <= 0:
         return Fit(instance_type, None, "no GPU")
+    if problem := architecture_problem(spec, instance_type):  # image family / engine builds (soong.core.images)
+        return Fit(instance_type, None, problem)
     capability = compute_capability(instance_type)
     needed = MIN_COMPUTE_CAPABILITY.get(spec.precision, 8.0)
     if capability is not None and capability < needed:

@@ -4,7 +4,11 @@
 :class:`~soong.core.launch.LaunchOrder`: the model, the instance type (refusing
 one that cannot hold the model unless forced), the SSH key, the file system and
 its region, the region with capacity (failing over, offering alternatives, or
-waiting with ``--retry-until-up``), and the lease. It talks to the user only
+waiting with ``--retry-until-up``), the lease, and the machine image: the
+configured family must have a Python the serving engine installs on, only types
+whose architecture the family and the engine support are offered, and the
+exact image for the type's architecture and the region is read from the
+provider before launching (:mod:`soong.core.images`). It talks to the user only
 through the small :class:`StartUI` protocol, so it is tested without a terminal.
 """
 
@@ -16,6 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from soong.core.errors import AbortedError, NotFoundError, UsageError
 from soong.core.hub import check_model_access
+from soong.core.images import Platform, check_family, choose_image, offering, platform_for
 from soong.core.launch import LaunchOrder
 from soong.core.launch_choice import TypeChoice, choose_instance_type, resolve_model
 from soong.core.regions import CapacityWaiter, RegionDecision, RegionPolicy, decide_region, filesystem_region, no_capacity_error
@@ -105,6 +110,13 @@ class LaunchPlanner:
     new_token: Callable[[], str]
     waiter: CapacityWaiter | None = None
     types: list[Any] = dataclasses.field(default_factory=list)
+    platform: Platform | None = None
+    images: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.waiter is not None:  # capacity the waiter sees is capacity where an image exists
+            fetch = self.waiter.fetch_types
+            self.waiter.fetch_types = lambda: [self.servable(t, quiet=True) for t in fetch()]
 
     def policy(self, request: StartRequest) -> RegionPolicy:
         """The region rules for this launch (the file system's region looked up live)."""
@@ -118,16 +130,66 @@ class LaunchPlanner:
 
         spec, _source = resolve_model(self.context, request.model)
         context_length = check_context(spec, request.context_length)
+        self.platform = platform_for(self.context, self.provider)
+        check_family(self.platform, spec.engine)
         requested = request.gpu or self.context.config.get("defaults.gpu")
         source = "flag" if request.gpu else "config"
         self.types = self.provider.list_instance_types()
-        choice = choose_instance_type(spec, self.types, requested=requested, source=source, force=request.force,
-                                      context_length=context_length, allowed_regions=policy.allowed)
+        servable = [self.servable(t, quiet=True) for t in self.types]  # capacity only where its image exists
+        with offering(self.platform):
+            choice = choose_instance_type(spec, servable, requested=requested, source=source, force=request.force,
+                                          context_length=context_length, allowed_regions=policy.allowed)
         return spec, choice, context_length
+
+    def image_for(self, itype: Any, region: str) -> Any:
+        """The image to boot ``itype`` in ``region`` (None: the provider does not choose images).
+
+        Uses the provider's image list as read for this start (read now if not yet);
+        ImageChoiceError (exit 8) when the family has no image for the type's
+        architecture there.
+        """
+        family = self.platform.family if self.platform is not None else None
+        if family is None:
+            return None
+        if self.images is None:
+            self.images = self.provider.machine_images()
+        return choose_image(self.images, family.name, itype.architecture, region)
+
+    def image_regions(self, itype: Any) -> tuple[str, ...] | None:
+        """Regions where the family has an image for ``itype``'s architecture (None: images not chosen)."""
+        family = self.platform.family if self.platform is not None else None
+        if family is None:
+            return None
+        if self.images is None:
+            self.images = self.provider.machine_images()
+        return tuple(sorted({i.region for i in self.images
+                             if i.family == family.name and i.architecture == itype.architecture}))
+
+    def servable(self, itype: Any, *, quiet: bool = False) -> Any:
+        """``itype`` with capacity only in regions where its image exists (saying which were dropped)."""
+        regions = self.image_regions(itype)
+        if regions is None:
+            return itype
+        dropped = [r.name for r in itype.regions_with_capacity if r.name not in regions]
+        if not dropped:
+            return itype
+        if not quiet:
+            assert self.platform is not None and self.platform.family is not None
+            self.ui.say(f"{itype.name} has capacity in {', '.join(dropped)}, where {self.platform.family.name} has no "
+                        f"{itype.architecture} image; not launching there")
+        return dataclasses.replace(itype, regions_with_capacity=tuple(
+            r for r in itype.regions_with_capacity if r.name in regions))
 
     def region(self, itype: Any, policy: RegionPolicy) -> tuple[Any, str]:
         """A region with capacity now, after waiting (``waiter``), or offered; the type as last seen."""
-        decision = decide_region(itype, policy)
+        listed = next((t for t in self.types if t.name == itype.name), itype)  # as the provider lists it
+        servable = self.servable(listed)
+        decision = decide_region(servable, policy)
+        if decision.region is None and self.waiter is None:
+            unfiltered = decide_region(listed, policy).region
+            if unfiltered is not None:  # capacity only where the image is missing: say that, not "no capacity"
+                self.image_for(listed, unfiltered)
+        itype = servable
         if decision.region is None and self.waiter is not None:
             itype, decision = self.waiter.wait(itype.name, policy)
         if decision.note:
@@ -149,6 +211,10 @@ class LaunchPlanner:
                         "launching anyway because of --force")
         return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy)
 
+    def region_now(self, draft: "Draft") -> str | None:
+        """The region the launch would use with the capacity (where its image exists) known now."""
+        return decide_region(self.servable(draft.choice.instance_type, quiet=True), draft.policy).region
+
     def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
         """The order, in a region with capacity (waiting or asking as the module docstring says).
 
@@ -156,6 +222,8 @@ class LaunchPlanner:
         through the waiter instead of trusting what was seen before.
         """
         itype = draft.choice.instance_type
+        if refresh:
+            self.images = None  # read the image list again too
         if refresh and self.waiter is not None:
             itype, decision = self.waiter.wait(itype.name, draft.policy)
             if decision.note:
@@ -166,7 +234,8 @@ class LaunchPlanner:
         return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
                            name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,
-                           filesystem=draft.policy.filesystem)
+                           filesystem=draft.policy.filesystem, image=self.image_for(itype, region),
+                           image_family=self.platform.family if self.platform is not None else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,9 @@ from typing import Any, Mapping
 INSTANCE_STATUSES = ("booting", "active", "unhealthy", "terminating", "terminated", "preempted")
 #: Statuses in which an instance may still be billing.
 BILLABLE_STATUSES = ("booting", "active", "unhealthy", "terminating")
+#: CPU architectures of instance hosts and machine images, named as Lambda's ``GET /images``
+#: ``architecture`` field names them (``ImageArchitecture`` in Lambda's OpenAPI description v1.8.3).
+ARCHITECTURES = ("x86_64", "arm64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +29,11 @@ class Region:
 
 @dataclasses.dataclass(frozen=True)
 class InstanceType:
-    """A kind of machine a provider can launch, with its price and live capacity."""
+    """A kind of machine a provider can launch, with its price and live capacity.
+
+    ``architecture`` is the host CPU's (one of :data:`ARCHITECTURES`): the machine image
+    launched on it must be built for it, and so must every binary package installed.
+    """
 
     name: str
     description: str
@@ -38,6 +45,7 @@ class InstanceType:
     memory_gib: int = 0
     storage_gib: int = 0
     regions_with_capacity: tuple[Region, ...] = ()
+    architecture: str = "x86_64"
 
     @property
     def gpu_model(self) -> str:

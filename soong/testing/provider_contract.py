@@ -59,7 +59,19 @@ class ProviderContract:
         for itype in types:
             assert itype.price_cents_per_hour >= 0 and itype.gpu_count >= 0 and itype.gpu_memory_gib >= 0
             assert all(isinstance(r, Region) and r.name for r in itype.regions_with_capacity)
+            assert itype.architecture in ("x86_64", "arm64")
         assert any(t.has_capacity() for t in types)
+
+    def test_image_family_and_images_are_typed(self, provider):
+        from soong.core.images import ImageFamily, MachineImage
+
+        family = provider.image_family()
+        if family is None:
+            pytest.skip("the provider does not choose machine images")
+        assert isinstance(family, ImageFamily) and family.architectures
+        images = provider.machine_images()
+        assert all(isinstance(i, MachineImage) and i.id and i.region for i in images)
+        assert any(i.family == family.name for i in images), "the configured family has no image"
 
     def test_ssh_keys_and_file_systems_are_typed(self, provider):
         assert all(isinstance(k, SshKey) and k.name for k in provider.list_ssh_keys())

@@ -134,6 +134,36 @@ def gpu_memory_gib(gpu_description: str, type_name: str = "") -> float:
     return 0.0
 
 
+# -- host architecture ----------------------------------------------------------------------------
+
+#: GPU models that come only as part of an NVIDIA "superchip" with an Arm (Grace) host CPU.
+#: Lambda's ``GET /instance-types`` carries no architecture (``InstanceType`` in Lambda's OpenAPI
+#: description v1.8.3 has name, description, gpu_description, price and specs only), so it is
+#: derived from the GPU. GH200 = Grace Hopper: 72 Arm Neoverse V2 cores beside an H100-class GPU
+#: (https://www.nvidia.com/en-us/data-center/grace-hopper-superchip/); GB200 = Grace Blackwell,
+#: the same Grace CPU (https://www.nvidia.com/en-us/data-center/gb200-nvl72/). Lambda's own image
+#: list agrees: its only ``arm64`` images are in us-east-3 (tests/data/lambda-cloud-api/images.sample.json).
+#: Every other GPU Lambda offers sits in an x86_64 server.
+ARM64_GPU_MODELS = ("GH200", "GB200")
+
+
+def host_architecture(gpu_description: str, type_name: str = "", reported: Any = None) -> str:
+    """``arm64`` for a Grace superchip (GH200, GB200), else ``x86_64``.
+
+    ``reported``: an ``architecture`` the API may one day give for the type; used when it
+    is one of the names Lambda's images use (``x86_64``, ``arm64``).
+    """
+    if reported in ("x86_64", "arm64"):
+        return str(reported)
+    model = (gpu_description or "").split("(")[0]
+    for gpu in ARM64_GPU_MODELS:
+        pattern = rf"(?<![A-Za-z0-9]){gpu}(?![A-Za-z0-9])"
+        if re.search(pattern, model, re.IGNORECASE) or re.search(rf"(?<![a-z0-9]){gpu.lower()}(?![a-z0-9])",
+                                                                 (type_name or "").lower().replace("_", " ")):
+            return "arm64"
+    return "x86_64"
+
+
 # -- objects ---------------------------------------------------------------------------------------
 
 def parse_region(raw: Any, where: str) -> Region:
@@ -158,6 +188,7 @@ def parse_instance_type(raw: Any, where: str, regions: tuple[Region, ...] = ()) 
         memory_gib=field(specs, "memory_gib", spec_where, int, required=False, default=0),
         storage_gib=field(specs, "storage_gib", spec_where, int, required=False, default=0),
         regions_with_capacity=regions,
+        architecture=host_architecture(gpu_description, name, raw.get("architecture")),
     )
 
 

@@ -23,6 +23,7 @@ from soong.core.types import FileSystem, Instance, InstanceType, LaunchRequest, 
 
 if TYPE_CHECKING:
     from soong.core.context import Context
+    from soong.core.images import ImageFamily, MachineImage
     from soong.plugins.lambda_cloud.client import LambdaClient
     from soong.plugins.lambda_cloud.parsing import FirewallRuleset, Image
 
@@ -207,6 +208,18 @@ class LambdaProvider(Provider):
 
         return [parse_file_system(f, f"data[{i}]")
                 for i, f in enumerate(items(self.client.list_file_systems(), "data"))]
+
+    def image_family(self) -> "ImageFamily":
+        """The family of ``lambda.image_family`` with its Python and architectures (see :mod:`.images`)."""
+        from soong.plugins.lambda_cloud.images import family_facts
+
+        return family_facts(self._setting("lambda.image_family"))
+
+    def machine_images(self) -> list["MachineImage"]:
+        """Every image of ``GET /images``, as core's MachineImage."""
+        from soong.plugins.lambda_cloud.images import machine_image
+
+        return [machine_image(image) for image in self.list_images()]
 
     # -- more of the API -------------------------------------------------------------------------------
     def rename_instance(self, instance_id: str, name: str) -> Instance:

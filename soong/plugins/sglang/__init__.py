@@ -20,6 +20,14 @@ def soong_register_models(register):
 
 
 @hookimpl
+def soong_serving_requirements():
+    """What the pinned SGLang installs on (see :mod:`soong.plugins.sglang.platform`)."""
+    from soong.plugins.sglang.platform import serving_requirements
+
+    return serving_requirements()
+
+
+@hookimpl
 def soong_user_data_parts(launch):
     """The built-in parts: status daemon, file system, SGLang and n8n (as ``launch.services`` says)."""
     from soong.plugins.sglang.userdata import builtin_parts

@@ -45,3 +45,19 @@ def version_text(version: tuple[int, ...]) -> str:
 def python_supported(version: tuple[int, int]) -> bool:
     """Whether SGLang's pinned wheels install on CPython ``version`` (major, minor)."""
     return tuple(version[:2]) in WHEEL_PYTHONS
+
+
+def serving_requirements():
+    """These facts as core's :class:`~soong.core.images.ServingRequirements` for the ``sglang`` engine.
+
+    Both architectures hold for the whole pinned set, not only the sglang wheel: a resolver
+    dry run (``pip install --dry-run --only-binary=:all: --python-version 3.12
+    --platform manylinux_2_{34..17}_<arch>`` for ``x86_64`` and ``aarch64``; pip 23.2 needs
+    every glibc level listed, one ``--platform`` each) resolves sglang==0.5.23 to 207
+    binary packages on each, torch 2.14.1 as ``manylinux_2_28_<arch>`` wheels.
+    """
+    from soong.core.images import ServingRequirements
+
+    return ServingRequirements(engine="sglang", label=f"SGLang {SGLANG_VERSION}", pythons=WHEEL_PYTHONS,
+                               architectures=ARCHITECTURES,
+                               source="wheel tags and Requires-Python of sglang on https://pypi.org/simple/sglang/")

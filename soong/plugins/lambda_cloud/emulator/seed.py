@@ -6,6 +6,7 @@ their defaults::
     {
       "instance_types": {...},           # the data map of GET /instance-types
       "images": [...],                   # the data list of GET /images
+      "architectures": {"gpu_1x_gh200": "arm64"},      # host architecture per type (else x86_64)
       "capacity": {"gpu_1x_a10": {"us-east-1": 3}},   # overrides; null: unlimited
       "ssh_keys": [{"name": "me", "public_key": "ssh-ed25519 AAAA..."}],
       "file_systems": [{"name": "models", "region": "us-east-1"}],
@@ -44,6 +45,12 @@ REGIONS: dict[str, str] = {
 }
 
 
+#: Host architecture of the sample's instance types that are not x86_64. Lambda's API does not
+#: say (its InstanceType has no such field); a GH200 is a Grace Hopper superchip with an Arm
+#: (Neoverse V2) host CPU, and Lambda's only arm64 images are in us-east-3 (images.json).
+ARCHITECTURES: dict[str, str] = {"gpu_1x_gh200": "arm64"}
+
+
 @functools.cache
 def _bundled(name: str) -> Any:
     text = resources.files("soong.plugins.lambda_cloud.emulator").joinpath("data", name).read_text(encoding="utf-8")
@@ -55,6 +62,7 @@ def default_seed() -> dict[str, Any]:
     seed = {
         "instance_types": copy.deepcopy(_bundled("instance_types.json")),
         "images": copy.deepcopy(_bundled("images.json")),
+        "architectures": dict(ARCHITECTURES),
         "capacity": {},
         "ssh_keys": [],
         "file_systems": [],
@@ -78,6 +86,8 @@ def load_seed(path: str | Path | None = None, extra: dict[str, Any] | None = Non
             if key == "capacity":
                 for type_name, regions in value.items():
                     seed["capacity"].setdefault(type_name, {}).update(regions)
+            elif key == "architectures":
+                seed["architectures"].update(value)
             else:
                 seed[key] = copy.deepcopy(value)
     return seed

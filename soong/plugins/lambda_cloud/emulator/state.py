@@ -90,6 +90,7 @@ class EmulatorState(KeysAndFileSystems):
                 name: item["instance_type"] for name, item in seed["instance_types"].items()
             }
             self.images: list[dict[str, Any]] = list(seed["images"])
+            self.architectures: dict[str, str] = dict(seed.get("architectures", {}))
             self.instances: dict[str, _Instance] = {}
             self.ssh_keys: dict[str, dict[str, Any]] = {}
             self.file_systems: dict[str, dict[str, Any]] = {}
@@ -279,9 +280,8 @@ class EmulatorState(KeysAndFileSystems):
                                                       "Use the id of an existing file system.")
                 if fs["region"]["name"] != region:
                     raise E.file_system_in_wrong_region(fs["name"], fs["region"]["name"], region)
-            if image is not None and not self._image_exists(image, region):
-                raise E.launch_resource_not_found(f"Image {image} does not exist in {region}.",
-                                                  "List images with GET /images.")
+            if image is not None:
+                self._check_image(image, region, type_name)
             for rid in rulesets:
                 ruleset = self.firewall.rulesets.get(rid)
                 if ruleset is None:
@@ -324,10 +324,23 @@ class EmulatorState(KeysAndFileSystems):
         out.extend({"mount_point": point, "file_system_id": fid} for fid, point in explicit.items())
         return out
 
-    def _image_exists(self, image: dict[str, str], region: str) -> bool:
-        if "id" in image:
-            return any(i["id"] == image["id"] for i in self.images)
-        return any(i["family"] == image["family"] and i["region"]["name"] == region for i in self.images)
+    def architecture(self, type_name: str) -> str:
+        """The host architecture of an instance type (seed ``architectures``; x86_64 when not listed)."""
+        return self.architectures.get(type_name, "x86_64")
+
+    def _check_image(self, image: dict[str, str], region: str, type_name: str) -> None:
+        """Refuse an image that does not exist in ``region`` (404) or is not built for the type's host (400)."""
+        key, value = ("id", image["id"]) if "id" in image else ("family", image["family"])
+        here = [i for i in self.images if i.get(key) == value and i["region"]["name"] == region]
+        if not here:
+            raise E.launch_resource_not_found(f"Image {key} '{value}' does not exist in {region}.",
+                                              "List images with GET /images.")
+        arch = self.architecture(type_name)
+        if not any(i.get("architecture") == arch for i in here):
+            built = ", ".join(sorted({str(i.get("architecture")) for i in here}))
+            raise E.invalid_parameters(f"Image {key} '{value}' is for {built}, and instance type '{type_name}' "
+                                       f"has an {arch} host.",
+                                       f"Choose an {arch} image; list images with GET /images.")
 
     def _next_ip(self) -> str:
         address = ipaddress.IPv4Address(self._ip_next)
