@@ -226,7 +226,7 @@ ADD_FIELDS = (
     ("hf_path", "hf-path", str, "Hugging Face path (org/name)"),
     ("params_billion", "params", float, "parameters, in billions"),
     ("precision", "precision", str, "stored weight precision (bf16, fp16, fp8, int8, int4, ...)"),
-    ("quantization", "quantization", str, "SGLang --quantization value (awq, gptq, fp8; empty for none)"),
+    ("quantization", "quantization", str, "the checkpoint's quantization method (awq, gptq, fp8; empty for none); SGLang detects it itself"),
     ("layers", "layers", int, "num_hidden_layers"),
     ("attention_heads", "heads", int, "num_attention_heads"),
     ("kv_heads", "kv-heads", int, "num_key_value_heads"),
