@@ -29,7 +29,7 @@ def _one_error_line(result, code: int, *fragments: str) -> str:
 
 
 def test_dry_run_shows_the_image_family_architecture_and_the_exact_image(run_soong, soong_env, emu):
-    result = run_soong("start", "--model", "qwen3-8b", "--gpu", "gpu_1x_a10", "--dry-run")
+    result = run_soong("start", "--model", "mistral-7b", "--gpu", "gpu_1x_a10", "--dry-run")
     assert result.returncode == 0, result.stderr
     image = _image(emu, FAMILY, "x86_64", "us-east-1")
     assert (f"# image: {FAMILY} (Lambda Stack, Ubuntu 24.04; Python 3.12; x86_64, arm64); x86_64 image {image['id']}"
@@ -40,7 +40,7 @@ def test_dry_run_shows_the_image_family_architecture_and_the_exact_image(run_soo
 
 
 def test_launch_names_the_x86_64_image_of_the_family(run_soong, soong_env, emu):
-    result = run_soong("start", "-y", "--no-wait", "--gpu", "gpu_1x_a10", "--model", "qwen3-8b")
+    result = run_soong("start", "-y", "--no-wait", "--gpu", "gpu_1x_a10", "--model", "mistral-7b")
     assert result.returncode == 0, result.stderr
     assert f"image: {FAMILY}" in result.stderr
     [inst] = live_instances(emu)
