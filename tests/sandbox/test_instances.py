@@ -14,21 +14,13 @@ import pytest
 from soong.core.ledger import Ledger
 from soong.sandbox import processes
 from soong.sandbox.layout import read_json
+from soong.testing.polling import wait_until
 
 
 def _gone(pid: int) -> bool:
     return processes.cmdline(pid) is None
 
 
-def _wait(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g}s")
-        time.sleep(0.05)
 
 
 def test_instance_gets_daemon_and_stand_in_and_loses_them_when_terminated(sandbox_factory):
@@ -58,8 +50,8 @@ def test_instance_gets_daemon_and_stand_in_and_loses_them_when_terminated(sandbo
     assert len(members) >= 4  # daemon master, its workers and enforcer; the stand-in master and worker
     sb.terminate(inst.id)
     sb.wait_instance(inst.id, ("terminated", "gone"))
-    _wait(lambda: all(_gone(p) for p in members), what="the instance's processes ending")
-    _wait(lambda: sb.machine_record(inst.id).get("ended"), what="the host recording the end")
+    wait_until(lambda: all(_gone(p) for p in members), what="the instance's processes ending")
+    wait_until(lambda: sb.machine_record(inst.id).get("ended"), what="the host recording the end")
 
 
 def test_idle_instance_is_terminated_by_its_own_daemon_and_history_says_idle(sandbox_factory, run_soong):
@@ -67,7 +59,7 @@ def test_idle_instance_is_terminated_by_its_own_daemon_and_history_says_idle(san
     inst = sb.launch(idle_timeout_minutes=5)
     view = sb.wait_instance(inst.id, ("terminated", "gone"), timeout=40)
     assert view["terminate_requested_at"] is not None
-    record = _wait(lambda: sb.machine_record(inst.id).get("ended") and sb.machine_record(inst.id), what="the end")
+    record = wait_until(lambda: sb.machine_record(inst.id).get("ended") and sb.machine_record(inst.id), what="the end")
     assert record["shutdown"]["reason"] == "idle"
     with sb.sandbox.admin() as admin:
         terminates = [e for e in admin.requests_log() if e["path"].rstrip("/") == "/instance-operations/terminate"]
@@ -92,16 +84,16 @@ def test_daemon_killed_with_sigkill_is_restarted_and_keeps_its_lease(sandbox_fac
     old_group = processes.group_members(old.pid)
     os.kill(old.pid, signal.SIGKILL)
 
-    new = _wait(lambda: (p := sb.process(inst.id, "daemon")) and p.pid != old.pid and processes.is_running(p) and p,
+    new = wait_until(lambda: (p := sb.process(inst.id, "daemon")) and p.pid != old.pid and processes.is_running(p) and p,
                 what="the daemon starting again")
-    _wait(lambda: _daemon_answers(sb, inst.id), what="the restarted daemon answering")
+    wait_until(lambda: _daemon_answers(sb, inst.id), what="the restarted daemon answering")
     after = sb.daemon_status(inst.id)
     assert after["instance_id"] == inst.id
     assert after["lease"]["end"] == before["lease"]["end"] != before["lease"]["initial_end"]
     assert after["lease"]["extensions"] == before["lease"]["extensions"]
     assert sb.machine_record(inst.id)["restarts"] == {"daemon": 1}
     assert new.pid not in old_group
-    _wait(lambda: all(_gone(p) for p in old_group), what="the killed daemon's workers and enforcer ending")
+    wait_until(lambda: all(_gone(p) for p in old_group), what="the killed daemon's workers and enforcer ending")
 
 
 def _daemon_answers(sb, instance_id: str) -> bool:
@@ -120,7 +112,7 @@ def test_taken_address_is_named_and_the_instance_starts_once_it_is_free(sandbox_
     blocker.listen()
     try:
         inst = sb.launch()
-        record = _wait(lambda: (r := sb.machine_record(inst.id)).get("error") and r, what="the error")
+        record = wait_until(lambda: (r := sb.machine_record(inst.id)).get("error") and r, what="the error")
         assert record["error"].startswith(f"{ip}:8080 is already in use by another program")
         row = next(r for r in sb.sandbox.status() if r.instance == inst.id)
         assert (row.component, row.alive) == ("instance", False)
@@ -160,7 +152,7 @@ def test_instance_launched_without_user_data_runs_nothing(sandbox_factory):
     inst = sb.provider.launch(LaunchRequest(instance_type="gpu_1x_a10", region=config.get("lambda.default_region"),
                                             ssh_key_name=config.get("lambda.ssh_key_name"), name="bare"))
     sb.wait_instance(inst.id, ("active",))
-    record = _wait(lambda: (r := sb.machine_record(inst.id)).get("bare") and r, what="the host looking at it")
+    record = wait_until(lambda: (r := sb.machine_record(inst.id)).get("bare") and r, what="the host looking at it")
     assert "without user data" in record["notes"][0]
     assert sb.process(inst.id, "daemon") is None
     row = next(r for r in sb.sandbox.status() if r.instance == inst.id)
@@ -174,7 +166,7 @@ def test_dead_stand_in_is_started_again(sandbox_factory, component):
     sb.wait_running(inst.id)
     old = sb.process(inst.id, component)
     os.killpg(old.pid, signal.SIGKILL)
-    _wait(lambda: (p := sb.process(inst.id, component)) and p.pid != old.pid and processes.is_running(p),
+    wait_until(lambda: (p := sb.process(inst.id, component)) and p.pid != old.pid and processes.is_running(p),
           what="the stand-in starting again")
     sb.wait_running(inst.id)
     assert sb.chat(inst.id, "again")["choices"]
@@ -189,7 +181,7 @@ def test_restarted_instance_reboots_its_processes_and_keeps_its_lease(sandbox_fa
     old = [sb.process(inst.id, c).pid for c in ("daemon", "standin")]
     sb.provider.restart([inst.id])
     sb.wait_instance(inst.id, ("booting",))
-    _wait(lambda: all(_gone(p) for p in old), what="the processes stopping as on a reboot")
+    wait_until(lambda: all(_gone(p) for p in old), what="the processes stopping as on a reboot")
     sb.wait_instance(inst.id, ("active",))
     sb.wait_running(inst.id)
     after = sb.daemon_status(inst.id)["lease"]
@@ -204,14 +196,14 @@ def test_a_new_host_adopts_running_instances(sandbox_factory):
     pids = [sb.process(inst.id, c).pid for c in ("daemon", "standin")]
     host = sb.sandbox.record("host").pid
     os.killpg(host, signal.SIGKILL)
-    _wait(lambda: _gone(host), what="the host dying")
+    wait_until(lambda: _gone(host), what="the host dying")
     report = sb.sandbox.up(boot_delay=0)
     assert report.kept == ["emulator"] and report.started == ["host"]
     time.sleep(0.5)  # a few passes of the new host
     assert [sb.process(inst.id, c).pid for c in ("daemon", "standin")] == pids
     assert sb.machine_record(inst.id).get("restarts") == {}
     sb.terminate(inst.id)
-    _wait(lambda: all(_gone(p) for p in pids), what="the new host stopping the instance's processes")
+    wait_until(lambda: all(_gone(p) for p in pids), what="the new host stopping the instance's processes")
 
 
 def test_host_stops_every_instance_when_the_emulator_is_gone(sandbox_factory):
@@ -221,6 +213,6 @@ def test_host_stops_every_instance_when_the_emulator_is_gone(sandbox_factory):
     members = [m for c in ("daemon", "standin") for m in processes.group_members(sb.process(inst.id, c).pid)]
     host = sb.sandbox.record("host").pid
     os.killpg(sb.sandbox.record("emulator").pid, signal.SIGKILL)
-    _wait(lambda: _gone(host) and all(_gone(p) for p in members), what="the host stopping everything and exiting")
+    wait_until(lambda: _gone(host) and all(_gone(p) for p in members), what="the host stopping everything and exiting")
     assert sb.machine_record(inst.id)["ended"] is True
     assert sb.sandbox.leftover_processes() == []

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 from soong.sandbox.layout import read_json
+from soong.testing.polling import wait_until
 
 OLD = "535.129.03"
 
 
-def _wait(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g}s")
-        time.sleep(0.05)
 
 
 def test_a_current_driver_passes_and_the_model_stand_in_starts(sandbox_factory):
@@ -38,7 +29,7 @@ def test_a_current_driver_passes_and_the_model_stand_in_starts(sandbox_factory):
 def test_an_old_driver_fails_the_preflight_starts_nothing_and_the_daemon_ends_it(sandbox_factory, run_soong):
     sb = sandbox_factory(nvidia_driver=OLD, time_scale=600)  # the 10-minute grace takes a second
     inst = sb.launch(instance_type="gpu_2x_h100_sxm5")
-    _wait(lambda: sb.machine_record(inst.id).get("preflight") == "failed", what="the preflight's result")
+    wait_until(lambda: sb.machine_record(inst.id).get("preflight") == "failed", timeout=30.0, what="the preflight's result")
     files = sb.sandbox.layout.instance(inst.id)
     lines = [line for line in files.boot_log.read_text().splitlines() if "phase=preflight" in line]
     assert len(lines) == 1 and lines[0].endswith(
@@ -55,4 +46,4 @@ def test_an_old_driver_fails_the_preflight_starts_nothing_and_the_daemon_ends_it
         row = {r["Instance ID"]: r for r in json.loads(result.stdout)}.get(inst.id) or {}
         return row.get("Ended by")
 
-    assert _wait(ended_by, what="the ledger's end") == "preflight"
+    assert wait_until(ended_by, timeout=30.0, what="the ledger's end") == "preflight"
