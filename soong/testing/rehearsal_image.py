@@ -26,9 +26,10 @@ from typing import Iterator
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 #: Debian packages on top of ``--variant=minbase``. python3-cffi-backend: cloud-init's
-#: dependencies do not configure without it in a minbase root.
+#: dependencies do not configure without it in a minbase root. g++ and make: Lambda Stack
+#: images carry a compiler, and npm packages fall back to building from source with it.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "cloud-init", "python3", "python3-venv", "python3-cffi-backend",
-            "openssh-server", "curl", "sudo", "ca-certificates", "iproute2", "procps")
+            "openssh-server", "curl", "sudo", "ca-certificates", "iproute2", "procps", "g++", "make")
 #: The model stand-in's dependencies (the daemon's pins of the same packages).
 STANDIN_PINS = ("falcon==4.4.0", "gunicorn==27.0.1")
 LOGIN_USER = "ubuntu"
@@ -103,6 +104,14 @@ def _in_root(root: Path, *command: str) -> list[str]:
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+#: npm settings of the machine's root user. The rehearsal's network reaches the npm registry but not
+#: GitHub, where native modules' install scripts download prebuilt binaries (n8n's sqlite3 and
+#: @confluentinc/kafka-javascript among them), so npm skips install scripts and the rehearsal
+#: builds the one n8n needs to start (sqlite3) from its bundled source afterwards
+#: (soong.testing.rehearsal_n8n). prefer-offline: reuse the bound npm cache without revalidating.
+NPMRC_EXTRA = "ignore-scripts=true\nprefer-offline=true\n"
+
+
 def trust_host_certificates(root: Path) -> None:
     """Give the machine at ``root`` the host's CA bundle, and point pip and npm at it."""
     bundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -112,7 +121,7 @@ def trust_host_certificates(root: Path) -> None:
         shutil.copyfile(HOST_CA_BUNDLE, target)
     (root / "etc/pip.conf").write_text(f"[global]\ncert = {bundle}\n")
     (root / "root").mkdir(exist_ok=True)
-    (root / "root/.npmrc").write_text(f"cafile={bundle}\n")
+    (root / "root/.npmrc").write_text(f"cafile={bundle}\n" + NPMRC_EXTRA)
 
 
 def build_root(root: Path, log: Path) -> None:

@@ -132,10 +132,12 @@ class Machine:
     def remove(self) -> None:
         """Stop the machine and delete its copy (bind-mounted host folders are left alone)."""
         self.stop()
-        for host, guest in self.binds:  # never follow a bind mount that survived into the copy
+        for _host, guest in self.binds:  # never delete through a bind mount that is still there
             target = self.path(guest)
             if os.path.ismount(target):
                 subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
+            if os.path.ismount(target):
+                raise RuntimeError(f"{target} is still mounted; not removing {self.workdir}")
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

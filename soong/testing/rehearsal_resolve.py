@@ -52,6 +52,14 @@ LAMBDA_STACK_24_04 = TargetImage("lambda-stack-24.04", (3, 12), (2, 39))
 #: glibc 2.35 (https://packages.ubuntu.com/jammy/libc6).
 LAMBDA_STACK_22_04 = TargetImage("lambda-stack-22.04", (3, 10), (2, 35))
 
+def target_image(plan: object) -> TargetImage:
+    """The image a plan's instance boots: its ``image_family`` (22.04 or 24.04) and ``architecture``."""
+    family = str(getattr(plan, "image_family", "") or "")
+    base = LAMBDA_STACK_22_04 if "22-04" in family or "22.04" in family else LAMBDA_STACK_24_04
+    architecture = str(getattr(plan, "architecture", "") or base.architecture)
+    return dataclasses.replace(base, architecture=architecture)
+
+
 #: Linux machine names of soong's architecture names (Lambda's ``/images`` values).
 _MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 
