@@ -48,7 +48,7 @@ def one_boot(cache: Path, workdir: Path) -> dict[str, float | str]:
         rehearsal_n8n.wait_installed(rh, N8N_VERSION, 1800)
         row["n8n npm install done"] = round(time.time() - boot_started, 1)
         step = time.monotonic()
-        row["sqlite3"] = rehearsal_n8n.build_sqlite3(rh, cache)
+        row["sqlite3"] = rehearsal_n8n.finish_install(rh, cache)
         row["sqlite3 seconds"] = round(time.monotonic() - step, 1)
         rh.wait_phase("n8n-ready", timeout=900, fail_on=("n8n-failed",))
         for phase, seen, _logged in rh.phase_table():

