@@ -142,9 +142,9 @@ def run_workflow(rh: Any, timeout: float = 300.0) -> str:
     wait_healthy(rh, timeout)
     deadline = time.monotonic() + timeout
     while True:  # the webhook is registered a moment after /healthz answers
-        done = rh.machine.run(["curl", "-sS", "--max-time", "10", f"http://127.0.0.1:5678/webhook/{WEBHOOK_PATH}"],
+        done = rh.machine.run(["curl", "-fsS", "--max-time", "10", f"http://127.0.0.1:5678/webhook/{WEBHOOK_PATH}"],
                               timeout=30)
-        if done.returncode == 0 and "not registered" not in done.stdout:
+        if done.returncode == 0:  # 404 (an HTML page, or n8n's "not registered") until the webhook is live
             return done.stdout.strip()
         if time.monotonic() > deadline:
             raise RehearsalError(f"the workflow's webhook never ran: {done.stdout[-500:]} {done.stderr[-500:]}")
