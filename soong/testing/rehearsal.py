@@ -53,14 +53,14 @@ _PHASE_LINE = re.compile(r"^(\S+) phase=(\S+)\s?(.*)$")
 
 def rehearsal_unavailable() -> str | None:
     """Why the boot rehearsal cannot run here (None when it can)."""
+    import shutil
+
     reason = nspawn_unavailable()
     if reason:
         return reason
-    from soong.testing.sshd import sshd_unavailable
-
-    problem = sshd_unavailable()
-    if problem and "sshd" not in problem:  # the machine has its own sshd; the host needs the client tools
-        return problem
+    for tool in ("ssh", "ssh-keygen"):  # the machine has its own sshd; the host needs the client tools
+        if shutil.which(tool) is None:
+            return f"the OpenSSH client tool '{tool}' is not installed (Debian package openssh-client)"
     return None
 
 
