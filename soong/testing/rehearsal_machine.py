@@ -96,11 +96,35 @@ class Machine:
         return subprocess.run(enter, capture_output=True, text=True, timeout=timeout, check=check, input=input)
 
     def path(self, inside: str) -> Path:
-        """Where a file of the machine is on the host (through the copy; bind mounts are not followed)."""
-        return self.root / inside.lstrip("/")
+        """Where a file of the machine is on the host, through the copy.
 
-    def read(self, inside: str) -> str:
-        """The text of a file in the machine ('' when missing)."""
+        Symbolic links are followed inside the machine's root (cloud-init's
+        ``/var/lib/cloud/instance`` is an absolute link). Bind mounts and the
+        machine's tmpfs (``/run``) are not seen: :meth:`read` those with ``live=True``.
+        """
+        current = self.root
+        parts = [p for p in inside.split("/") if p not in ("", ".")]
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                current = current.parent if current != self.root else current
+                continue
+            candidate = current / part
+            if candidate.is_symlink() and hops < 40:
+                hops += 1
+                target = os.readlink(candidate)
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                current = self.root if target.startswith("/") else current
+                continue
+            current = candidate
+        return current
+
+    def read(self, inside: str, *, live: bool = False) -> str:
+        """The text of a file in the machine ('' when missing); ``live`` reads it from inside the running machine."""
+        if live:
+            done = self.run(["cat", inside], timeout=30)
+            return done.stdout if done.returncode == 0 else ""
         try:
             return self.path(inside).read_text(errors="replace")
         except OSError:
