@@ -97,7 +97,7 @@ def test_persistent_file_system_is_used(full_boot):
     for folder in ("soong/hf-cache", "soong/n8n", "data", "projects"):
         assert (rh.fs_dir / folder).is_dir(), f"{folder} was not made on the file system"
     assert any((rh.fs_dir / "soong/n8n").rglob("database.sqlite")), "n8n keeps its data off the file system"
-    link = rh.machine.path("/home/ubuntu/data")
+    link = rh.machine.path("/home/ubuntu") / "data"
     assert link.is_symlink() and str(link.readlink()) == f"/lambda/nfs/{rh.options.filesystem_name}/data"
     paths = rh.machine.read("/run/soong/paths.env", live=True)
     assert "SOONG_FS_MOUNTED=1" in paths, paths
