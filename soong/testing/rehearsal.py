@@ -133,6 +133,7 @@ def _exclusive(path: Path, timeout: float = 1800.0) -> Iterator[None]:
 
 def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the services bind: TIME_WAIT is no obstacle
         try:
             sock.bind((host, port))
         except OSError:
@@ -184,7 +185,9 @@ class Rehearsal:
         image = ensure_image(self.cache)
         self._timed("image", started)
         self.stack.enter_context(_exclusive(self.cache / "rehearsal.lock"))
-        taken = [p for p in FIXED_PORTS if _port_taken(p)]
+        deadline = time.monotonic() + 60
+        while (taken := [p for p in FIXED_PORTS if _port_taken(p)]) and time.monotonic() < deadline:
+            time.sleep(1)
         if taken:
             raise RehearsalError(f"loopback ports {taken} are in use; the rehearsal instance binds 127.0.0.1:"
                                  f"{','.join(map(str, FIXED_PORTS))} (stop what holds them)")
