@@ -100,7 +100,7 @@ class BootOptions:
 
 @dataclasses.dataclass
 class PhaseSeen:
-    """One boot-log phase: its line's time, the host's time since boot when first seen, and its message."""
+    """One boot-log phase: its line's time, seconds after the machine started, and its message."""
 
     phase: str
     logged_at: str
@@ -301,10 +301,17 @@ class Rehearsal:
         return out
 
     def _observe(self) -> None:
-        now = time.time() - (self.machine.started_at or time.time())
+        """Record new boot-log phases: seconds after the machine started, from the line's own time
+        (the machine shares the host's clock; whole seconds), or when the host first saw it."""
+        started = self.machine.started_at or time.time()
         for logged_at, phase, message in self.boot_log():
             if phase not in self.phases:
-                self.phases[phase] = PhaseSeen(phase, logged_at, round(now, 1), message)
+                try:
+                    at = _dt.datetime.strptime(logged_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+                    after = max(0.0, at.timestamp() - int(started))
+                except ValueError:
+                    after = time.time() - started
+                self.phases[phase] = PhaseSeen(phase, logged_at, round(after, 1), message)
 
     def wait_phase(self, *names: str, timeout: float = 600.0, fail_on: Sequence[str] = ()) -> PhaseSeen:
         """Wait until one of the phases ``names`` is logged; RehearsalError on timeout or a ``fail_on`` phase."""
@@ -365,7 +372,7 @@ class Rehearsal:
 
     # -- reporting ---------------------------------------------------------------------------------------
     def phase_table(self) -> list[tuple[str, float, str]]:
-        """``(phase, seconds after boot the host saw it, boot-log time)`` in the order seen."""
+        """``(phase, seconds after the machine started, boot-log time)`` in boot-log order."""
         self._observe()
         return [(p.phase, p.seen_after, p.logged_at) for p in sorted(self.phases.values(), key=lambda p: p.seen_after)]
 
