@@ -161,5 +161,6 @@ def switch_metrics_off(rh: Any, timeout: float = 300.0) -> None:
     """Add the drop-in that sets N8N_METRICS=false, reload systemd and restart n8n."""
     rh.n8n_metrics_off(rh.machine.root)
     rh.machine.run(["systemctl", "daemon-reload"], timeout=60, check=True)
-    rh.machine.run(["systemctl", "restart", "--no-block", "soong-n8n.service"], timeout=60, check=True)
+    # Blocking: returns once the old process is gone and the new one answers (the unit's ExecStartPost).
+    rh.machine.run(["systemctl", "restart", "soong-n8n.service"], timeout=timeout, check=True)
     wait_healthy(rh, timeout)
