@@ -1,0 +1,174 @@
+"""The full rehearsal boot: what a real instance shows once soong's user data has run.
+
+One machine (the module-scoped ``full_boot``) serves every test here; the tests that
+change it (a workflow run, n8n's metrics switched off) run last, in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from soong.core.bootstrap import cloud_config_of, split_user_data
+
+pytestmark = pytest.mark.rehearsal
+
+SOONG_UNITS = ("soong-daemon", "soong-fs", "soong-sglang-install", "soong-sglang", "soong-n8n-install", "soong-n8n")
+RUNNING = ("soong-daemon", "soong-sglang", "soong-n8n")
+
+
+def _wait_activity(rh, name: str, before: int, timeout: float = 90.0) -> dict:
+    """Poll the daemon until it has counted activity from source ``name`` more than ``before`` times.
+
+    (A source reads ``active`` for one check only, so its counter is what a test can wait for.)
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status = rh.daemon_status()
+        if status["activity_counts"].get(name, 0) > before:
+            return status
+        if time.monotonic() > deadline:
+            pytest.fail(f"the daemon counted no {name} activity in {timeout:g}s: {status['sources'].get(name)}")
+        time.sleep(1)
+
+
+def _wait_source(rh, name: str, status: str, timeout: float = 90.0) -> dict:
+    """Poll the daemon (through the tunnel) until its ``name`` activity source reads ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sources = rh.daemon_status()["sources"]
+        if sources.get(name, {}).get("status") == status:
+            return sources
+        if time.monotonic() > deadline:
+            pytest.fail(f"the daemon's {name} source is {sources.get(name)}, not {status}, after {timeout:g}s")
+        time.sleep(2)
+
+
+def test_cloud_init_processed_every_part(full_boot):
+    rh = full_boot
+    status = rh.machine.run(["cloud-init", "status", "--long"], timeout=60)
+    assert status.returncode == 0 and "status: done" in status.stdout, status.stdout + status.stderr
+    assert "DataSourceNoCloud" in status.stdout
+    scripts = {p.filename for p in split_user_data(rh.user_data) if p.content_type == "text/x-shellscript"}
+    assert scripts and scripts <= set(p.name for p in rh.machine.path("/var/lib/cloud/instance/scripts").iterdir())
+    assert rh.machine.read("/var/lib/cloud/instance/user-data.txt") == rh.user_data
+    for entry in cloud_config_of(rh.user_data)["write_files"]:
+        assert rh.machine.path(entry["path"]).exists(), f"cloud-init did not write {entry['path']}"
+    output = rh.machine.read("/var/log/cloud-init-output.log")
+    assert "Failed to run module scripts-user" not in output, output[-3000:]
+
+
+def test_every_soong_unit_is_up(full_boot):
+    rh = full_boot
+    for unit in SOONG_UNITS:
+        state = rh.machine.run(["systemctl", "is-active", f"{unit}.service"], timeout=30).stdout.strip()
+        assert state == "active", f"{unit} is {state}\n{rh.diagnostics()}"
+    for unit in RUNNING:
+        sub = rh.machine.run(["systemctl", "show", "-p", "SubState", "--value", f"{unit}.service"], timeout=30)
+        assert sub.stdout.strip() == "running", unit
+    failed = rh.machine.run(["systemctl", "--failed", "--no-legend", "--plain"], timeout=30).stdout
+    assert "soong-" not in failed, failed
+
+
+def test_daemon_venv_holds_its_pinned_requirements(full_boot):
+    from soong.plugins.sglang.userdata import DAEMON_PINS
+
+    frozen = full_boot.machine.run(["/opt/soong/daemon/venv/bin/python", "-m", "pip", "freeze"], timeout=60).stdout
+    installed = {line.split("==")[0].lower(): line for line in frozen.splitlines() if "==" in line}
+    for pin in DAEMON_PINS:
+        assert installed.get(pin.split("==")[0].lower()) == pin, f"{pin} not installed as pinned: {frozen}"
+
+
+def test_boot_log_phases_in_order(full_boot):
+    rh = full_boot
+    names = [phase for _, phase, _ in rh.boot_log()]
+    assert not [n for n in names if n.endswith("-failed") or n == "fs-missing"], rh.diagnostics()
+    for phase in ("daemon-up", "preflight-ok", "fs-mounted", "sglang-loading", "sglang-ready", "n8n-ready"):
+        assert phase in names, f"no {phase} in the boot log: {names}"
+    assert names.index("daemon-up") < names.index("preflight-ok") < names.index("fs-mounted")
+    assert names.index("preflight-ok") < names.index("sglang-loading") < names.index("sglang-ready")
+    assert rh.phases["fs-mounted"].message == f"/lambda/nfs/{rh.options.filesystem_name}"
+
+
+def test_persistent_file_system_is_used(full_boot):
+    rh = full_boot
+    for folder in ("soong/hf-cache", "soong/n8n", "data", "projects"):
+        assert (rh.fs_dir / folder).is_dir(), f"{folder} was not made on the file system"
+    assert any((rh.fs_dir / "soong/n8n").rglob("database.sqlite")), "n8n keeps its data off the file system"
+    link = rh.machine.path("/home/ubuntu") / "data"
+    assert link.is_symlink() and str(link.readlink()) == f"/lambda/nfs/{rh.options.filesystem_name}/data"
+    paths = rh.machine.read("/run/soong/paths.env", live=True)
+    assert "SOONG_FS_MOUNTED=1" in paths, paths
+
+
+def test_status_daemon_answers_through_soongs_tunnel(full_boot):
+    rh = full_boot
+    status = rh.daemon_status()
+    assert status["instance_id"] == rh.instance.id, "the daemon did not find its own instance through the API"
+    assert status["instance_name"] == rh.plan.instance_name
+    assert status["model"] == rh.plan.model.id
+    assert [p["phase"] for p in status["boot"]["phases"]] == [p for _, p, _ in rh.boot_log()]
+    assert status["gpu"] and status["gpu"][0]["name"] == "NVIDIA A10"
+    assert status["gpu"][0]["memory_total_mib"] == 23028
+    assert set(status["sources"]) >= {"ssh", "sglang", "n8n"}
+    assert status["enforcer"]["running"] is True
+    assert status["shutdown"] is None
+
+
+def test_login_user_has_passwordless_sudo(full_boot):
+    done = full_boot.ssh("id -un && sudo -n true && echo sudo-ok")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ubuntu", "sudo-ok"]
+
+
+def test_readiness_sees_the_instance_ready(full_boot):
+    from soong.core.readiness import TunnelProbe, wait_until_ready
+
+    rh = full_boot
+    seen = []
+    probe = TunnelProbe(rh.context)
+    try:
+        progress = wait_until_ready(rh.context.provider("lambda"), rh.instance.id, probe, timeout=120, poll=2,
+                                    on_progress=seen.append)
+    finally:
+        probe.close()
+    assert progress.phase == "ready", seen
+
+
+def test_model_standin_serves_through_the_tunnel(full_boot):
+    import requests
+
+    with full_boot.tunnel(8000) as (url,):
+        answer = requests.post(url + "/v1/chat/completions", timeout=10,
+                               json={"model": "any", "messages": [{"role": "user", "content": "hello"}]}).json()
+        models = requests.get(url + "/v1/models", timeout=10).json()
+    assert "you said: hello" in answer["choices"][0]["message"]["content"]
+    assert models["data"][0]["id"] == full_boot.plan.model.hf_path
+
+
+def test_n8n_workflow_run_counts_as_activity(full_boot):
+    from soong.testing import rehearsal_n8n
+
+    rh = full_boot
+    # The daemon must have read n8n's page once (n8n answers /metrics with 404 for a few seconds after
+    # /healthz): counters it first sees already raised cannot be told apart from ones raised before.
+    _wait_source(rh, "n8n", "idle")
+    before = rh.daemon_status()["activity_counts"].get("n8n", 0)
+    answer = rehearsal_n8n.run_workflow(rh)
+    assert "Workflow was started" in answer, answer
+    metrics = rehearsal_n8n.metrics_text(rh)
+    assert "n8n_workflow_started_total" in metrics, "n8n's /metrics does not count workflow executions"
+    status = _wait_activity(rh, "n8n", before)
+    assert status["last_activity"]["source"] in ("n8n", "ssh")
+
+
+def test_n8n_metrics_off_reads_unknown(full_boot):
+    from soong.testing import rehearsal_n8n
+
+    rh = full_boot
+    rehearsal_n8n.switch_metrics_off(rh)
+    assert "n8n_version_info" not in rehearsal_n8n.metrics_text(rh), "the drop-in did not switch the metrics off"
+    sources = _wait_source(rh, "n8n", "unknown")
+    print(json.dumps(sources["n8n"]))
