@@ -165,7 +165,7 @@ class SglangSource(MetricsPageSource):
 class N8nSource(MetricsPageSource):
     """n8n's Prometheus metrics: workflow executions (running and finished) and requests to its API, editor and webhooks.
 
-    Metric names and shapes as n8n 2.41.3 registers them (npm ``n8n@2.41.3``,
+    Metric names and shapes as n8n 2.41.1 registers them (npm ``n8n@2.41.1``,
     ``dist/metrics/prometheus/``), with the settings of soong's n8n unit (its
     ``@n8n/config`` environment variables, ``configs/endpoints.config.js``):
 

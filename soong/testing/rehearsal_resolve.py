@@ -54,10 +54,14 @@ LAMBDA_STACK_22_04 = TargetImage("lambda-stack-22.04", (3, 10), (2, 35))
 
 def target_image(plan: object) -> TargetImage:
     """The image a plan's instance boots: its ``image_family`` (22.04 or 24.04) and ``architecture``."""
+    from soong.plugins.lambda_cloud.images import FAMILIES
+
     family = str(getattr(plan, "image_family", "") or "")
     base = LAMBDA_STACK_22_04 if "22-04" in family or "22.04" in family else LAMBDA_STACK_24_04
     architecture = str(getattr(plan, "architecture", "") or base.architecture)
-    return dataclasses.replace(base, architecture=architecture)
+    known = FAMILIES.get(family)  # the provider's own facts about the family, where it has them
+    python = tuple(known.python[:2]) if known is not None else base.python
+    return dataclasses.replace(base, name=family or base.name, python=python, architecture=architecture)
 
 
 #: Linux machine names of soong's architecture names (Lambda's ``/images`` values).

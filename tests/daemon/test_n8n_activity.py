@@ -1,7 +1,7 @@
-"""n8n's activity source, read from metrics pages shaped exactly as n8n 2.41.3 emits them.
+"""n8n's activity source, read from metrics pages shaped exactly as n8n 2.41.1 emits them.
 
 The pages under data/n8n/ were written by data/n8n/make_pages.js with prom-client
-15.1.3 (n8n 2.41.3's own dependency), registering each metric as n8n 2.41.3's code
+15.1.3 (n8n 2.41.1's own dependency), registering each metric as n8n 2.41.1's code
 does; see that script for the source files. They are served over a real socket.
 """
 

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -114,3 +115,27 @@ def test_wait_http_logs_ready_or_failed(installed, tmp_path):
     result = subprocess.run([str(lib / "wait-http"), dead, "n8n-ready", "0", "n8n answers"], env=env, timeout=30)
     assert result.returncode == 1
     assert [p for p, _ in boot_lines(tmp_path)] == ["sglang-ready", "n8n-failed"]
+
+
+def test_wait_http_stops_waiting_when_the_main_process_has_died(installed, tmp_path):
+    lib, env = installed()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID that no longer runs, as $MAINPID is after a crash during start
+    dead = f"http://127.0.0.1:{free_port()}/health"
+    started = time.monotonic()
+    result = subprocess.run([str(lib / "wait-http"), dead, "sglang-ready", "600", "SGLang serves m"],
+                            env={**env, "MAINPID": str(gone.pid), "SOONG_WAIT_INTERVAL": "0.1"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "exited before" in result.stderr
+    assert time.monotonic() - started < 30  # not the 600 s timeout
+    log = tmp_path / "boot.log"
+    assert not log.exists() or boot_lines(tmp_path) == []  # systemd restarts it: no failed phase
+
+
+def test_wait_http_keeps_waiting_while_the_main_process_lives(installed, tmp_path):
+    lib, env = installed()
+    dead = f"http://127.0.0.1:{free_port()}/health"
+    result = subprocess.run([str(lib / "wait-http"), dead, "n8n-ready", "1", "n8n answers"],
+                            env={**env, "MAINPID": str(os.getpid()), "SOONG_WAIT_INTERVAL": "0.1"}, timeout=60)
+    assert result.returncode == 1
+    assert [p for p, _ in boot_lines(tmp_path)] == ["n8n-failed"]  # the timeout, as before

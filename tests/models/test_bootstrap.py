@@ -185,7 +185,7 @@ def test_services_toggle(host, make_plan):
     files = write_files(document)
     assert not any("sglang" in path or "n8n" in path for path in files)
     bundle = extract_daemon_bundle(document)
-    assert bundle.config["sglang_metrics_url"] is None and bundle.config["n8n_metrics_url"] is None
+    assert bundle.config["sglang_metrics_url"] == "" and bundle.config["n8n_metrics_url"] == ""
 
 
 def test_unsafe_extra_argument_is_refused(host, make_plan, catalog):

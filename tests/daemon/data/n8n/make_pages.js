@@ -1,6 +1,6 @@
 // Writes the n8n metrics pages the daemon's tests read, with prom-client 15.1.3 (the version
-// n8n 2.41.3 depends on), registering each metric exactly as n8n 2.41.3's own code does
-// (npm n8n@2.41.3, dist/metrics/prometheus/*.service.js):
+// n8n 2.41.1 depends on), registering each metric exactly as n8n 2.41.1's own code does
+// (npm n8n@2.41.1, dist/metrics/prometheus/*.service.js):
 //   default-metrics        collectDefaultMetrics({prefix: 'n8n_'})        (on by default)
 //   version-metrics        n8n_version_info{version,major,minor,patch} 1 (always)
 //   active-workflow        n8n_active_workflow_count                      (always)
@@ -22,7 +22,7 @@ async function page(name, { apiEndpoints, eventBus, steps }) {
   client.register.clear();
   client.collectDefaultMetrics({ prefix });
   new client.Gauge({ name: `${prefix}version_info`, help: 'n8n version info.', labelNames: ['version', 'major', 'minor', 'patch'] })
-    .set({ version: 'v2.41.3', major: 2, minor: 41, patch: 3 }, 1);
+    .set({ version: 'v2.41.1', major: 2, minor: 41, patch: 1 }, 1);
   new client.Gauge({ name: `${prefix}active_workflow_count`, help: 'Total number of active workflows.', collect() { this.set(1); } });
   const duration = new client.Histogram({ name: `${prefix}workflow_execution_duration_seconds`,
     help: 'Workflow execution duration in seconds.', labelNames: ['status', 'mode'], buckets: DURATION_BUCKETS_SECONDS });
