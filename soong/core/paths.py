@@ -65,10 +65,20 @@ class Paths:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 from the start; return it."""
-    old = os.umask(0o077)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    finally:
-        os.umask(old)
+    """Create ``path`` (and parents) with mode 0700 from the start; return it.
+
+    Each missing folder is made with ``mkdir(mode=0o700)`` (the umask can only take
+    bits away), not by changing the process-wide umask, which would make files that
+    other threads create meanwhile unreadable to anyone else.
+    """
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
     return path
