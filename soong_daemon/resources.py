@@ -1,7 +1,7 @@
 """The HTTP endpoints. Every body in and out is JSON, except the Prometheus text of /metrics.
 
 Errors are ``{"error": {"code": ..., "message": ...}}`` with these statuses:
-400 malformed JSON / not an object / unknown or missing field / bad ``hours``,
+400 malformed JSON (also NaN/Infinity literals and nesting deeper than 32) / not an object / unknown or missing field / bad ``hours``,
 401 no or wrong bearer token, 404 no such endpoint, 405 wrong method,
 409 the extension would pass the hard limit, or the shutdown is already decided,
 413 body larger than 4 KiB, 415 a Content-Type other than application/json,
@@ -35,8 +35,33 @@ class ApiProblem(falcon.HTTPError):
         self.extra = extra
 
 
+MAX_JSON_DEPTH = 32
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether brackets nest deeper than MAX_JSON_DEPTH (counted outside strings, before parsing)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 def read_json(req: falcon.Request, *, allowed: Iterable[str] = (), required: Iterable[str] = (),
@@ -55,9 +80,11 @@ def read_json(req: falcon.Request, *, allowed: Iterable[str] = (), required: Ite
         if allow_empty:
             return {}
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "a JSON object body is required")
+    if _too_deep(raw):
+        raise ApiProblem(falcon.HTTP_400, "malformed_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "the body must be a JSON object")
