@@ -56,6 +56,7 @@ class DaemonConfig:
     poweroff_after_minutes: float
     wall: bool
     preflight_grace_minutes: float = 10.0
+    request_timeout_seconds: float = 5.0
     source_file: Path | None = None
 
     @property
@@ -251,6 +252,7 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "poweroff_after_minutes": (_number(0, 10080), 60.0),
     "wall": (_boolean, True),
     "preflight_grace_minutes": (_number(0, 1440), 10.0),
+    "request_timeout_seconds": (_number(0.1, 25), 5.0),
 }
 
 

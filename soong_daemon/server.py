@@ -1,7 +1,9 @@
 """gunicorn, embedded: the web workers plus the one enforcer process the master supervises.
 
 The master (``DaemonArbiter``) runs the web workers (sync workers: each request
-is short and gthread keep-alive would pin connections to one worker) and starts
+is short and gthread keep-alive would pin connections to one worker; each
+connection must deliver its request within ``request_timeout_seconds``, see
+``soong_daemon.worker``) and starts
 ``python -m soong_daemon.enforcer`` as a child, restarting it whenever it dies.
 The enforcer stops with the master. gunicorn's control socket is off unless
 ``control_socket`` names a path, so two daemons on one machine never collide.
@@ -79,7 +81,8 @@ def gunicorn_settings(config: DaemonConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "bind": [config.bind],
         "workers": config.workers,
-        "worker_class": "sync",
+        # gunicorn's sync worker plus a deadline for receiving each request (see soong_daemon.worker)
+        "worker_class": "soong_daemon.worker.DeadlineSyncWorker",
         "timeout": 30,
         "graceful_timeout": 10,
         "proc_name": "soong-daemon",
