@@ -30,7 +30,10 @@ from gunicorn import util
 from gunicorn.http.body import Body
 from gunicorn.workers.sync import SyncWorker
 
+from soong_daemon.config import FIELDS
 from soong_daemon.resources import MAX_BODY_BYTES
+
+DEFAULT_REQUEST_DEADLINE = FIELDS["request_timeout_seconds"][1]
 
 
 class RequestDeadline(Exception):
@@ -55,8 +58,9 @@ class DeadlineSyncWorker(SyncWorker):
 
     @property
     def request_deadline(self) -> float:
-        """Seconds a client has to deliver one whole request."""
-        return float(self.app.daemon_config.request_timeout_seconds)
+        """Seconds a client has to deliver one whole request (the daemon config's, else the default)."""
+        config = getattr(self.app, "daemon_config", None)
+        return float(config.request_timeout_seconds if config is not None else DEFAULT_REQUEST_DEADLINE)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         """Serve one connection with the read deadline armed."""
