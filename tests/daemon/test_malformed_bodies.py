@@ -65,10 +65,12 @@ bodies = st.one_of(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(PATHS), body=bodies)
-def test_fuzzed_bodies_never_get_a_5xx(make_app, path, body):
+@given(path=st.sampled_from(PATHS), body=bodies,
+       key=st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=140))
+def test_fuzzed_bodies_never_get_a_5xx(make_app, path, body, key):
     client = testing.TestClient(make_app())
-    result = client.simulate_post(path, headers=JSON_AUTH, body=body)
+    headers = JSON_AUTH if key is None else {**JSON_AUTH, "Idempotency-Key": key}
+    result = client.simulate_post(path, headers=headers, body=body)
     if result.status_code < 300:
         return  # a body that happened to be valid
     assert_one_line_4xx(result)
