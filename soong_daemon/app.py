@@ -36,7 +36,7 @@ log = logging.getLogger("soong_daemon.app")
 UNAUTHENTICATED = frozenset({"/health"})
 _CODE = re.compile(r"^[a-z_]+$")
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-                 409: "conflict", 411: "length_required", 413: "body_too_large", 415: "unsupported_media_type",
+                 409: "conflict", 411: "length_required", 413: "body_too_large", 415: "unsupported_media_type", 422: "unprocessable",
                  500: "internal_error"}
 
 

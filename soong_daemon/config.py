@@ -56,6 +56,7 @@ class DaemonConfig:
     poweroff_after_minutes: float
     wall: bool
     preflight_grace_minutes: float = 10.0
+    request_timeout_seconds: float = 5.0
     source_file: Path | None = None
 
     @property
@@ -237,8 +238,8 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "bind": (_bind, "127.0.0.1:8080"),
     "workers": (_integer(1, 64), 2),
     "state_dir": (_absolute_path, "/var/lib/soong-daemon"),
-    "token_file": (_absolute_path, "/etc/soong/daemon-token"),
-    "api_key_file": (_absolute_path, "/etc/soong/lambda-api-key"),
+    "token_file": (_absolute_path, "/etc/soong-daemon/token"),  # what soong's bootstrap writes
+    "api_key_file": (_absolute_path, "/etc/soong-daemon/lambda-api-key"),
     "sglang_metrics_url": (_url(allow_empty=True), "http://127.0.0.1:8000/metrics"),
     "n8n_metrics_url": (_url(allow_empty=True), "http://127.0.0.1:5678/metrics"),
     "webhook_url": (_url(allow_empty=True), ""),
@@ -251,6 +252,7 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "poweroff_after_minutes": (_number(0, 10080), 60.0),
     "wall": (_boolean, True),
     "preflight_grace_minutes": (_number(0, 1440), 10.0),
+    "request_timeout_seconds": (_number(0.1, 25), 5.0),
 }
 
 

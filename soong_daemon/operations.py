@@ -15,6 +15,11 @@ from soong_daemon.config import DaemonConfig
 from soong_daemon.state import State
 
 MAX_EXTENSIONS_KEPT = 1000
+MAX_IDEMPOTENCY_KEYS_KEPT = 1000
+
+
+class IdempotencyKeyReused(ValueError):
+    """An idempotency key already used for an extension of a different number of hours."""
 
 
 class ShutdownUnderway(RuntimeError):
@@ -76,6 +81,27 @@ def grant_extension(state: State, now: float, hours: float, config: DaemonConfig
     extensions.append({"at": now, "hours": hours})
     del extensions[:-MAX_EXTENSIONS_KEPT]
     return new_end
+
+
+def replayed_extension(state: State, key: str, hours: float) -> dict | None:
+    """The answer already given to an extension with this idempotency key (None for a new key).
+
+    IdempotencyKeyReused when the key was used for a different number of hours.
+    """
+    entry = state.get("extend_keys", {}).get(key)
+    if entry is None:
+        return None
+    if entry["hours"] != hours:
+        raise IdempotencyKeyReused(f"this Idempotency-Key was already used to extend by {entry['hours']:g} h")
+    return dict(entry["answer"])
+
+
+def remember_extension(state: State, key: str, hours: float, answer: dict) -> None:
+    """Keep the answer to a granted extension under its idempotency key (the latest keys only)."""
+    keys = state.setdefault("extend_keys", {})
+    keys[key] = {"hours": hours, "answer": answer}
+    for old in list(keys)[:-MAX_IDEMPOTENCY_KEYS_KEPT]:
+        del keys[old]
 
 
 def record_preflight_failure(state: State, failed_at: float, reason: str) -> bool:

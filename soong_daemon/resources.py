@@ -1,9 +1,10 @@
 """The HTTP endpoints. Every body in and out is JSON, except the Prometheus text of /metrics.
 
 Errors are ``{"error": {"code": ..., "message": ...}}`` with these statuses:
-400 malformed JSON / not an object / unknown or missing field / bad ``hours``,
+400 malformed JSON (also NaN/Infinity literals and nesting deeper than 32) / not an object / unknown or missing field / bad ``hours``,
 401 no or wrong bearer token, 404 no such endpoint, 405 wrong method,
 409 the extension would pass the hard limit, or the shutdown is already decided,
+422 an Idempotency-Key reused for a different number of hours,
 413 body larger than 4 KiB, 415 a Content-Type other than application/json,
 500 an internal error (details only in the daemon's log).
 """
@@ -11,6 +12,7 @@ Errors are ``{"error": {"code": ..., "message": ...}}`` with these statuses:
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Iterable
 
@@ -25,6 +27,7 @@ from soong_daemon.state import StateStore
 from soong_daemon.status import StatusView, metrics_text
 
 MAX_BODY_BYTES = 4096
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class ApiProblem(falcon.HTTPError):
@@ -35,8 +38,33 @@ class ApiProblem(falcon.HTTPError):
         self.extra = extra
 
 
+MAX_JSON_DEPTH = 32
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether brackets nest deeper than MAX_JSON_DEPTH (counted outside strings, before parsing)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 def read_json(req: falcon.Request, *, allowed: Iterable[str] = (), required: Iterable[str] = (),
@@ -55,9 +83,11 @@ def read_json(req: falcon.Request, *, allowed: Iterable[str] = (), required: Ite
         if allow_empty:
             return {}
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "a JSON object body is required")
+    if _too_deep(raw):
+        raise ApiProblem(falcon.HTTP_400, "malformed_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "the body must be a JSON object")
@@ -105,16 +135,34 @@ class StatusResource(_Base):
 
 
 class ExtendResource(_Base):
-    """``POST /extend {"hours": h}``: add to the lease, never past the hard limit."""
+    """``POST /extend {"hours": h}``: add to the lease, never past the hard limit.
+
+    An ``Idempotency-Key`` header makes a retry safe: the key and its answer are
+    kept in the state (so across restarts too), and the same key again gets the
+    first answer (with ``Idempotent-Replayed: true``) without adding anything.
+    """
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Grant the extension or refuse it."""
+        """Grant the extension, replay an earlier grant with the same key, or refuse it."""
+        key = req.get_header("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            raise ApiProblem(falcon.HTTP_400, "invalid_idempotency_key",
+                             "Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
         body = read_json(req, allowed=("hours",), required=("hours",))
         try:
             hours = rules.parse_hours(body["hours"])
         except ValueError as exc:
             raise ApiProblem(falcon.HTTP_400, "invalid_hours", str(exc)) from None
         with self.store.transaction() as state:
+            if key is not None:
+                try:
+                    replay = operations.replayed_extension(state, key, hours)
+                except operations.IdempotencyKeyReused as exc:
+                    raise ApiProblem(falcon.HTTP_422, "idempotency_key_reused", str(exc)) from None
+                if replay is not None:
+                    resp.set_header("Idempotent-Replayed", "true")
+                    resp.media = replay
+                    return
             now = self.clock.now()
             try:
                 new_end = operations.grant_extension(state, now, hours, self.config)
@@ -124,10 +172,12 @@ class ExtendResource(_Base):
                 raise ApiProblem(falcon.HTTP_409, "past_hard_limit", str(exc), max_hours=round(exc.max_hours, 4),
                                  hard_limit_at=iso(operations.limits(state, self.config).hard_limit_at)) from None
             limits = operations.limits(state, self.config)
-            granted_total = state["granted_hours"]
-        resp.media = {"lease_end": iso(new_end), "lease_seconds_left": round(max(0.0, new_end - now), 1),
-                      "granted_hours": hours, "granted_hours_total": granted_total,
+            answer = {"lease_end": iso(new_end), "lease_seconds_left": round(max(0.0, new_end - now), 1),
+                      "granted_hours": hours, "granted_hours_total": state["granted_hours"],
                       "hard_limit_at": iso(limits.hard_limit_at)}
+            if key is not None:
+                operations.remember_extension(state, key, hours, answer)
+        resp.media = answer
 
 
 class ActivityResource(_Base):

@@ -118,7 +118,10 @@ def parse_hours(value: Any) -> float:
     """Validate the ``hours`` of an extension request: a finite number above zero (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("'hours' must be a number")
-    hours = float(value)
+    try:
+        hours = float(value)
+    except OverflowError:  # an integer beyond float range (json gives ints of any size)
+        raise ValueError("'hours' must be a finite number") from None
     if not math.isfinite(hours):
         raise ValueError("'hours' must be a finite number")
     if hours <= 0:

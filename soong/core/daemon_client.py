@@ -9,7 +9,7 @@ duration of a ``with`` block. Every call has short timeouts, carries the
 
 * no connection, a timeout, a 5xx: :class:`~soong.core.errors.UnreachableError` (exit 6);
 * 401: :class:`DaemonAuthError` (exit 4): the keyring's token is not the instance's;
-* 409 (a refused extension, a shutdown already decided) and 400:
+* 409 (a refused extension, a shutdown already decided), 400 and 422:
   :class:`DaemonRefusedError` (exit 5) carrying the daemon's reason.
 """
 
@@ -22,6 +22,8 @@ from soong.core.errors import EXIT_API, SecretError, SoongError, UnreachableErro
 
 #: (connect, read) timeouts in seconds of one daemon call.
 DEFAULT_TIMEOUT = (2.0, 4.0)
+#: Attempts of one ``extend`` (all with the same idempotency key) when no answer comes back.
+EXTEND_ATTEMPTS = 3
 
 
 class DaemonRefusedError(SoongError):
@@ -56,6 +58,7 @@ class DaemonClient:
         self.timeout = timeout
         self.label = label
         self._token = token
+        self.retry_pause = 1.0
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy from the environment must never see loopback traffic
 
@@ -82,9 +85,27 @@ class DaemonClient:
         """``GET /status``: lease, limits, idleness, boot phase, shutdown state (see docs/daemon.md)."""
         return self._request("GET", "/status")
 
-    def extend(self, hours: float) -> dict[str, Any]:
-        """``POST /extend``: add ``hours`` to the lease; :class:`DaemonRefusedError` past the hard limit."""
-        return self._request("POST", "/extend", {"hours": hours})
+    def extend(self, hours: float, *, key: str | None = None, attempts: int = EXTEND_ATTEMPTS) -> dict[str, Any]:
+        """``POST /extend``: add ``hours`` to the lease; :class:`DaemonRefusedError` past the hard limit.
+
+        The call carries an ``Idempotency-Key`` (a fresh random one unless ``key``
+        is given) and is retried with the same key, up to ``attempts`` times in
+        all, when no answer came (no connection, a timeout, a 5xx): the daemon
+        grants a key once and answers a repeat with the first answer, so an
+        answer lost on the way back never adds the hours twice (docs/daemon.md).
+        """
+        import time
+        import uuid
+
+        key = key or uuid.uuid4().hex
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                return self._request("POST", "/extend", {"hours": hours}, headers={"Idempotency-Key": key})
+            except UnreachableError:
+                if attempt >= attempts:
+                    raise
+                time.sleep(self.retry_pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def activity(self) -> dict[str, Any]:
         """``POST /activity``: an explicit keep-alive."""
@@ -95,10 +116,11 @@ class DaemonClient:
         return self._request("POST", "/shutdown", {})
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> dict[str, Any]:
+    def _request(self, method: str, path: str, body: Any = None, *, auth: bool = True,
+                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         import requests
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if auth:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
@@ -129,7 +151,7 @@ class DaemonClient:
             raise DaemonAuthError(
                 f"the status daemon of {self.label} refused soong's token",
                 hint="the daemon_token in this profile's keyring is not the one the instance was launched with")
-        if status in (400, 409, 413, 415):
+        if status in (400, 409, 413, 415, 422):
             details = {k: v for k, v in error.items() if k not in ("message", "code")}
             raise DaemonRefusedError(f"the status daemon refused: {message}", code=code, status=status, details=details)
         if status >= 500:

@@ -191,6 +191,9 @@ def test_the_enforcer_is_restarted_by_the_master_and_stops_with_it(tmp_path, emu
         time.sleep(0.1)
     [second] = enforcer_pids(daemon.config_path)
     assert second != first
+    log = daemon.log_path.read_text()
+    assert f"the enforcer process (pid {first}) was killed by SIGKILL; starting it again" in log
+    assert "exited with status 0" not in log
     os.kill(daemon.proc.pid, signal.SIGKILL)  # only the master: the enforcer must not outlive it
     deadline = time.monotonic() + 10
     while enforcer_pids(daemon.config_path) and time.monotonic() < deadline:
