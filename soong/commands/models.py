@@ -89,7 +89,6 @@ class ListModels(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
-        from soong.core.images import offering
         from soong.core.recommend import smallest_setup
         from soong.core.vram import estimate
 
@@ -101,8 +100,8 @@ class ListModels(Lister):
         for spec in sorted(catalog.values(), key=lambda s: (s.params_billion, s.id)):
             context = min(parsed_args.context, spec.max_context) if parsed_args.context else spec.default_context
             need = estimate(spec, context)
-            with offering(platform):
-                best = smallest_setup(spec, context=context) if not platform.family_problem(spec.engine) else None
+            best = (smallest_setup(spec, context=context, platform=platform)
+                    if not platform.family_problem(spec.engine) else None)
             setup = f"{best.instance_type.gpu_count}x {best.instance_type.gpu_description} ({best.instance_type.name})" if best else "none"
             rows.append((spec.id, spec.params_billion, spec.precision, spec.quantization or "", context,
                          round(need.total_gib, 1), setup, spec.hf_path, "built-in" if spec.builtin else "custom"))
@@ -123,7 +122,6 @@ class ShowModel(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
         from soong.core.catalog import find_model
-        from soong.core.images import offering
         from soong.core.recommend import STATIC_SETUPS, check_context, recommend, smallest_setup
         from soong.core.vram import estimate
 
@@ -141,19 +139,18 @@ class ShowModel(ShowOne):
         platform = _platform(self, provider, parsed_args.provider)
         family_problem = platform.family_problem(spec.engine)
         types = list(STATIC_SETUPS) if parsed_args.offline else provider.list_instance_types()
-        with offering(platform):
-            if family_problem:
-                fit, price, regions = None, None, None
-            elif parsed_args.offline:
-                fit = smallest_setup(spec, context=context, concurrency=parsed_args.concurrency)
-                price, regions = None, None
-            else:
-                ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency)
-                # the cheapest type with capacity now; the cheapest overall when none has capacity
-                chosen = next((r for r in ranked if r.available), ranked[0] if ranked else None)
-                fit = chosen.fit if chosen else None
-                price = fit.instance_type.price_per_hour if fit else None
-                regions = ", ".join(r.name for r in fit.instance_type.regions_with_capacity) if fit else None
+        if family_problem:
+            fit, price, regions = None, None, None
+        elif parsed_args.offline:
+            fit = smallest_setup(spec, context=context, concurrency=parsed_args.concurrency, platform=platform)
+            price, regions = None, None
+        else:
+            ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency, platform=platform)
+            # the cheapest type with capacity now; the cheapest overall when none has capacity
+            chosen = next((r for r in ranked if r.available), ranked[0] if ranked else None)
+            fit = chosen.fit if chosen else None
+            price = fit.instance_type.price_per_hour if fit else None
+            regions = ", ".join(r.name for r in fit.instance_type.regions_with_capacity) if fit else None
         need = fit.estimate if fit and fit.estimate else estimate(spec, context, concurrency=parsed_args.concurrency)
         info.update({
             "context": context, "concurrency": parsed_args.concurrency, "tp_size": need.tp_size,
@@ -187,7 +184,7 @@ class RecommendModel(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
         from soong.core.catalog import find_model
-        from soong.core.images import check_family, offering
+        from soong.core.images import check_family
         from soong.core.recommend import check_context, recommend
 
         spec = find_model(self.context.models(), parsed_args.model)
@@ -197,10 +194,9 @@ class RecommendModel(Lister):
         platform = _platform(self, provider)
         check_family(platform, spec.engine)
         types = provider.list_instance_types()
-        with offering(platform):
-            ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency,
-                               max_price_cents=max_cents, region=parsed_args.region,
-                               available_only=parsed_args.available)
+        ranked = recommend(spec, types, context=context, concurrency=parsed_args.concurrency,
+                           max_price_cents=max_cents, region=parsed_args.region,
+                           available_only=parsed_args.available, platform=platform)
         for line in _excluded(platform, spec, types):
             self.app.stderr.write(f"soong: left out {line}\n")
         if not ranked:

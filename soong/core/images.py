@@ -12,9 +12,9 @@ Three facts meet here, each from its owner:
   through the hook ``soong_serving_requirements``.
 
 A :class:`Platform` holds the last two. Commands that offer instance types
-(``models recommend``/``info``/``list``, ``start``) put one in scope with
-:func:`offering`; :func:`soong.core.recommend.assess` then calls
-:func:`architecture_problem`, so a type whose architecture the image family or the
+(``models recommend``/``info``/``list``, ``start``) pass one to
+:func:`soong.core.recommend.assess` (through ``recommend``, ``smallest_setup`` and
+``choose_instance_type``), which calls :func:`architecture_problem`, so a type whose architecture the image family or the
 engine cannot serve is never offered. Before a launch :func:`choose_image` picks
 the exact image (family, architecture, region) from the provider's live list, and
 refuses, before anything is launched, when there is none.
@@ -22,10 +22,8 @@ refuses, before anything is launched, when there is none.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from soong.core.errors import ConfigError, NotFoundError
 from soong.core.types import ARCHITECTURES, InstanceType, ModelSpec
@@ -137,34 +135,15 @@ class Platform:
         return None
 
 
-_SCOPE: contextvars.ContextVar[Platform | None] = contextvars.ContextVar("soong_platform", default=None)
+def architecture_problem(spec: ModelSpec, instance_type: InstanceType, platform: "Platform | None" = None) -> str | None:
+    """Why ``instance_type`` cannot serve ``spec`` on ``platform`` (None: it can, or no platform is given).
 
-
-@contextlib.contextmanager
-def offering(platform: Platform | None) -> Iterator[Platform | None]:
-    """Within the block, :func:`architecture_problem` (and so ``assess``/``recommend``) judges by ``platform``."""
-    token = _SCOPE.set(platform)
-    try:
-        yield platform
-    finally:
-        _SCOPE.reset(token)
-
-
-def current_platform() -> Platform | None:
-    """The platform put in scope by :func:`offering`, if any."""
-    return _SCOPE.get()
-
-
-def architecture_problem(spec: ModelSpec, instance_type: InstanceType) -> str | None:
-    """Why ``instance_type`` cannot serve ``spec`` on the platform in scope (None: it can, or none is in scope).
-
-    Outside an :func:`offering` block nothing is known about the image, so nothing
-    is ruled out here; the launch still picks its image by architecture
-    (:func:`choose_image`) and refuses when there is none.
+    Without a platform nothing is known about the image, so nothing is ruled out
+    here; the launch still picks its image by architecture (:func:`choose_image`)
+    and refuses when there is none.
     """
     if instance_type.architecture not in ARCHITECTURES:
         return f"{instance_type.name} has an unknown host architecture {instance_type.architecture!r}"
-    platform = _SCOPE.get()
     return platform.type_problem(spec, instance_type) if platform is not None else None
 
 

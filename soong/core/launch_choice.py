@@ -52,15 +52,16 @@ def _capacity_in(itype: InstanceType, regions: Collection[str] | None) -> bool:
 
 def choose_instance_type(spec: ModelSpec, types: Sequence[InstanceType], *, requested: str | None, source: str,
                          context_length: int, force: bool = False,
-                         allowed_regions: Collection[str] | None = None) -> TypeChoice:
+                         allowed_regions: Collection[str] | None = None, platform: Any = None) -> TypeChoice:
     """The instance type for ``spec`` (see the module docstring).
 
     :param requested: a type name from the flag or the configuration (None: recommend one).
     :param source: ``flag`` or ``config`` for a requested type.
     :param allowed_regions: regions a launch may use (None: any); a recommended type
         with capacity there is preferred over a cheaper one without.
+    :param platform: the image family and engines the launch would use (see ``recommend.assess``).
     """
-    ranked = recommend(spec, types, context=context_length)
+    ranked = recommend(spec, types, context=context_length, platform=platform)
     if requested:
         by_name = {t.name: t for t in types}
         itype = by_name.get(requested)
@@ -68,7 +69,7 @@ def choose_instance_type(spec: ModelSpec, types: Sequence[InstanceType], *, requ
             near = difflib.get_close_matches(requested, list(by_name), n=3)
             hint = f"did you mean {', '.join(near)}?" if near else "see 'soong available --all'"
             raise NotFoundError(f"the provider has no instance type '{requested}'", hint=hint)
-        fit = assess(spec, itype, context=context_length)
+        fit = assess(spec, itype, context=context_length, platform=platform)
         if not fit.fits and not force:
             better = ", ".join(r.instance_type.name for r in ranked[:3]) or "none"
             raise UsageError(f"{itype.name} cannot serve {spec.id} at {context_length} tokens: {fit.problem}",

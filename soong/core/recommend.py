@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from soong.core.errors import UsageError
 from soong.core.gpu_memory import UsableMemory, usable
@@ -171,13 +171,18 @@ def check_context(spec: ModelSpec, context: int | None) -> int:
     return context
 
 
-def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None = None, concurrency: int = 1) -> Fit:
-    """Whether ``instance_type`` can serve ``spec`` at ``context`` x ``concurrency`` tokens."""
+def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None = None, concurrency: int = 1,
+           platform: Any = None) -> Fit:
+    """Whether ``instance_type`` can serve ``spec`` at ``context`` x ``concurrency`` tokens.
+
+    :param platform: the image family and serving engines launches would use
+        (:class:`soong.core.images.Platform`); None judges memory and GPU only.
+    """
     context = check_context(spec, context)
     count = instance_type.gpu_count
     if count < 1 or instance_type.gpu_memory_gib <= 0:
         return Fit(instance_type, None, "no GPU")
-    if problem := architecture_problem(spec, instance_type):  # image family / engine builds (soong.core.images)
+    if problem := architecture_problem(spec, instance_type, platform):  # image family / engine builds
         return Fit(instance_type, None, problem)
     capability = compute_capability(instance_type)
     needed = MIN_COMPUTE_CAPABILITY.get(spec.precision, 8.0)
@@ -196,12 +201,13 @@ def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None 
 
 def recommend(spec: ModelSpec, instance_types: Iterable[InstanceType], *, context: int | None = None,
               concurrency: int = 1, max_price_cents: int | None = None, region: str | None = None,
-              available_only: bool = False) -> list[Recommendation]:
+              available_only: bool = False, platform: Any = None) -> list[Recommendation]:
     """Instance types that fit ``spec``, ranked by price, then capacity now, then headroom.
 
     :param max_price_cents: drop types above this hourly price.
     :param region: count capacity only in this region (and with ``available_only``, require it).
     :param available_only: drop types without capacity now.
+    :param platform: see :func:`assess`.
     """
     if concurrency < 1:
         raise UsageError("concurrency must be at least 1")
@@ -211,7 +217,7 @@ def recommend(spec: ModelSpec, instance_types: Iterable[InstanceType], *, contex
             continue
         if available_only and not itype.has_capacity(region):
             continue
-        fit = assess(spec, itype, context=context, concurrency=concurrency)
+        fit = assess(spec, itype, context=context, concurrency=concurrency, platform=platform)
         if fit.fits:
             fits.append(fit)
     fits.sort(key=lambda f: (f.instance_type.price_cents_per_hour, not f.instance_type.has_capacity(region),
@@ -220,9 +226,10 @@ def recommend(spec: ModelSpec, instance_types: Iterable[InstanceType], *, contex
 
 
 def smallest_setup(spec: ModelSpec, *, context: int | None = None, concurrency: int = 1,
-                   setups: Sequence[InstanceType] = STATIC_SETUPS) -> Fit | None:
+                   setups: Sequence[InstanceType] = STATIC_SETUPS, platform: Any = None) -> Fit | None:
     """The fitting setup of :data:`STATIC_SETUPS` with the least usable GPU memory (then fewest GPUs), offline."""
-    fits = [f for f in (assess(spec, s, context=context, concurrency=concurrency) for s in setups) if f.fits]
+    fits = [f for f in (assess(spec, s, context=context, concurrency=concurrency, platform=platform) for s in setups)
+            if f.fits]
     if not fits:
         return None
     return min(fits, key=lambda f: (f.usable_gib, f.instance_type.gpu_count, f.instance_type.name))

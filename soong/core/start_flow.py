@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from soong.core.errors import AbortedError, NotFoundError, UsageError
 from soong.core.hub import check_model_access
-from soong.core.images import Platform, check_family, choose_image, offering, platform_for
+from soong.core.images import Platform, check_family, choose_image, platform_for
 from soong.core.launch import LaunchOrder
 from soong.core.launch_choice import TypeChoice, choose_instance_type, resolve_model
 from soong.core.regions import CapacityWaiter, RegionDecision, RegionPolicy, decide_region, filesystem_region, no_capacity_error
@@ -136,9 +136,9 @@ class LaunchPlanner:
         source = "flag" if request.gpu else "config"
         self.types = self.provider.list_instance_types()
         servable = [self.servable(t, quiet=True) for t in self.types]  # capacity only where its image exists
-        with offering(self.platform):
-            choice = choose_instance_type(spec, servable, requested=requested, source=source, force=request.force,
-                                          context_length=context_length, allowed_regions=policy.allowed)
+        choice = choose_instance_type(spec, servable, requested=requested, source=source, force=request.force,
+                                      context_length=context_length, allowed_regions=policy.allowed,
+                                      platform=self.platform)
         return spec, choice, context_length
 
     def image_for(self, itype: Any, region: str) -> Any:

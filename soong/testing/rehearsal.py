@@ -366,7 +366,7 @@ class Rehearsal:
 
         return subprocess.run(
             ["ssh", "-i", str(self.key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={self.workdir / 'known_hosts'}",
+             "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={self.workdir / 'known_hosts'}",
              "-o", "LogLevel=ERROR", f"{LOGIN_USER}@{self.instance.ip}", command],
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 

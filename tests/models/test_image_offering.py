@@ -18,8 +18,6 @@ from soong.core.images import (
     check_family,
     choose_image,
     collect_requirements,
-    current_platform,
-    offering,
 )
 from soong.core.recommend import STATIC_SETUPS, assess, recommend, smallest_setup
 from soong.core.types import InstanceType, Region
@@ -61,21 +59,18 @@ def test_22_04_family_is_refused_for_its_python(requirements):
 def test_gh200_is_offered_with_an_arm64_family_and_left_out_with_an_amd64_only_one(catalog, requirements):
     spec = catalog["qwen3-32b-fp8"]
     gh200 = next(t for t in STATIC_SETUPS if t.name == "gpu_1x_gh200")
-    with offering(Platform(BOTH, requirements)):
-        assert assess(spec, gh200).fits
-    with offering(Platform(AMD64_ONLY, requirements)) as platform:
-        assert current_platform() is platform
-        fit = assess(spec, gh200)
-        assert not fit.fits and "arm64 host" in fit.problem and "gpu-base-24-04" in fit.problem
-        assert smallest_setup(spec).instance_type.architecture == "x86_64"
-    assert current_platform() is None
+    assert assess(spec, gh200, platform=Platform(BOTH, requirements)).fits
+    amd64_only = Platform(AMD64_ONLY, requirements)
+    fit = assess(spec, gh200, platform=amd64_only)
+    assert not fit.fits and "arm64 host" in fit.problem and "gpu-base-24-04" in fit.problem
+    assert smallest_setup(spec, platform=amd64_only).instance_type.architecture == "x86_64"
+    assert assess(spec, gh200).fits  # no platform given: nothing is known about the image
 
 
 def test_an_engine_without_an_arm64_build_rules_out_arm64_hosts(catalog):
     reqs = ServingRequirements("sglang", "SGLang x86 only", ((3, 12),), ("x86_64",))
     gh200 = next(t for t in STATIC_SETUPS if t.name == "gpu_1x_gh200")
-    with offering(Platform(BOTH, {"sglang": reqs})):
-        assert "has no arm64 build" in assess(catalog["qwen3-8b"], gh200).problem
+    assert "has no arm64 build" in assess(catalog["qwen3-8b"], gh200, platform=Platform(BOTH, {"sglang": reqs})).problem
 
 
 def _itype(index: int, arch: str, gib: int, count: int) -> InstanceType:
@@ -96,8 +91,7 @@ def test_recommend_never_pairs_a_type_with_an_image_or_engine_lacking_its_archit
     family = dataclasses.replace(BOTH, architectures=family_archs)
     reqs = ServingRequirements("sglang", "SGLang", ((3, 12),), engine_archs)
     itypes = [_itype(i, arch, gib, count) for i, (arch, gib, count) in enumerate(types)]
-    with offering(Platform(family, {"sglang": reqs})):
-        ranked = recommend(spec, itypes)
+    ranked = recommend(spec, itypes, platform=Platform(family, {"sglang": reqs}))
     allowed = set(family_archs) & set(engine_archs)
     assert all(r.instance_type.architecture in allowed for r in ranked)
     # and nothing else was dropped for it: without the platform, the same types of allowed archs fit
