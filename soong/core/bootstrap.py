@@ -44,6 +44,17 @@ DAEMON_TOKEN_PATH = "/etc/soong-daemon/token"
 DAEMON_API_KEY_PATH = "/etc/soong-daemon/lambda-api-key"
 DAEMON_STATE_DIR = "/var/lib/soong-daemon"
 
+#: The system users SGLang and n8n run as: no login shell, no sudo, no access to the daemon's files.
+#: Model code and users' workflows run with these identities, never as root, the daemon's user or
+#: the login user (who has passwordless sudo on Lambda's images).
+SGLANG_USER = "soong-sglang"
+N8N_USER = "soong-n8n"
+#: Secrets each service needs, in a 0700 folder its own user owns (files 0600).
+SGLANG_SECRETS_DIR = "/etc/soong-sglang"
+HF_TOKEN_PATH = f"{SGLANG_SECRETS_DIR}/hf-token"
+SGLANG_API_KEY_PATH = f"{SGLANG_SECRETS_DIR}/api-key"
+N8N_SECRETS_DIR = "/etc/soong-n8n"
+
 SGLANG_PORT = 8000
 N8N_PORT = 5678
 

@@ -30,6 +30,8 @@ from soong.core.bootstrap import (
     DAEMON_USER,
     N8N_PORT,
     SGLANG_PORT,
+    N8N_USER,
+    SGLANG_USER,
     LaunchPlan,
     UserDataError,
     UserDataPart,
@@ -143,6 +145,12 @@ def common_files() -> list[dict]:
     ]
 
 
+def system_user_command(name: str, home: str) -> list[str]:
+    """A ``bootcmd`` entry creating system user ``name`` (no login shell, no home created) if absent."""
+    return ["sh", "-c", f"getent passwd {name} >/dev/null || useradd --system --home-dir {home} "
+                        f"--no-create-home --shell /usr/sbin/nologin {name}"]
+
+
 def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
     """The status daemon: system user, venv with pinned deps, 0600 config and secrets, unit, start."""
     import yaml
@@ -150,11 +158,12 @@ def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
     owner = f"{DAEMON_USER}:{DAEMON_USER}"
     config_text = "# soong status daemon; written at launch\n" + yaml.safe_dump(daemon_config(plan), sort_keys=False)
     unit = scripts.fill(scripts.DAEMON_UNIT, USER=DAEMON_USER, STATE_DIR=DAEMON_STATE_DIR, CONFIG=DAEMON_CONFIG_PATH)
-    add_user = (f"getent passwd {DAEMON_USER} >/dev/null || useradd --system --home-dir {DAEMON_STATE_DIR} "
-                f"--no-create-home --shell /usr/sbin/nologin {DAEMON_USER}")
     archive = base64.b64encode(daemon_source_archive()).decode("ascii")
     cloud = {
-        "bootcmd": [["sh", "-c", add_user]],
+        # every service user exists before write_files runs (cloud-init's write_files module comes after bootcmd)
+        "bootcmd": [system_user_command(DAEMON_USER, DAEMON_STATE_DIR),
+                    system_user_command(SGLANG_USER, "/var/lib/soong-sglang"),
+                    system_user_command(N8N_USER, "/var/lib/soong-n8n")],
         "write_files": common_files() + [
             _secret_file(DAEMON_CONFIG_PATH, config_text, owner),
             _secret_file(DAEMON_TOKEN_PATH, plan.secrets.daemon_token, owner),
