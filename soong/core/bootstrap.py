@@ -119,6 +119,8 @@ class LaunchPlan:
     mem_fraction_static: float = MEM_FRACTION_STATIC
     login_user: str = "ubuntu"
     fs_wait_seconds: int = 300
+    #: Whether SGLang and n8n source ``secrets/env.sh`` from the persistent file system (``services.source_env_sh``).
+    source_env_sh: bool = False
     #: Minutes the daemon waits after a failed preflight before it terminates the instance
     #: (time to log in and look).
     preflight_grace_minutes: float = 10.0
@@ -160,6 +162,7 @@ class LaunchPlan:
             "daemon_port": config.get("status_daemon.port"),
             "provider_api_url": config.get("lambda.api_url"),
             "services": {"sglang": config.get("services.sglang"), "n8n": config.get("services.n8n")},
+            "source_env_sh": config.get("services.source_env_sh"),
             "login_user": config.get("ssh.user"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
