@@ -192,3 +192,11 @@ def test_without_a_file_system(tree, host, make_plan):
     assert done.returncode == 0, done.stderr
     assert tree.phases() == [("fs-missing", f"no persistent file system attached; using local disk {tree.local}")]
     assert _owner_and_mode(tree.local / "soong/n8n") == (N8N, 0o700)
+
+
+def test_the_rendered_script_names_the_real_users(host, make_plan):
+    setup = write_files(build_user_data(host, make_plan(login_user="ubuntu")))["/usr/local/lib/soong/fs-setup"]["content"]
+    assert "user=${SOONG_LOGIN_USER:-ubuntu}\n" in setup
+    assert "sglang_user=${SOONG_SGLANG_USER:-soong-sglang}\n" in setup
+    assert "n8n_user=${SOONG_N8N_USER:-soong-n8n}\n" in setup
+    assert "local_base=${SOONG_LOCAL_DATA:-/var/lib/soong-data}\n" in setup

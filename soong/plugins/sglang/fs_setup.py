@@ -139,7 +139,7 @@ if [ "$mounted" = 1 ] && ! made=$(prepare "$base"); then
 fi
 if [ "$mounted" = 0 ]; then
   mkdir -p -- "$local_base"
-  made=$(prepare "$local_base") || refuse "the local folders under $local_base cannot be used"
+  made=$(prepare "$local_base") || "$lib/bootlog" fs-refused "warning: the folders under $local_base cannot be used either"
 fi
 home=${SOONG_USER_HOME:-$(getent passwd "$user" | cut -d: -f6)}
 if [ -n "$home" ] && [ -d "$home" ] && [ ! -L "$home" ]; then

@@ -14,7 +14,7 @@ import re
 LIB = "/usr/local/lib/soong"
 BOOTLOG = f"{LIB}/bootlog"
 
-_TOKEN = re.compile(r"@([A-Z_]+)@")
+_TOKEN = re.compile(r"@([A-Z0-9_]+)@")
 
 
 def fill(template: str, **values: str) -> str:
