@@ -298,6 +298,14 @@ UMask=0022
 #: capabilities through execve(). ``ReadWritePaths=`` paths prefixed "-" "are ignored when they do not
 #: exist": the folder on the file system, and its local-disk fallback. ``ExecStartPre=+``/``ExecStartPost=+``
 #: commands run as root outside the sandbox ("+": "full privileges", systemd.service(5)).
+#: NoNewPrivileges= also stops CUDA from loading the NVIDIA Unified Memory module itself: the driver's
+#: user-space components fork/exec the setuid-root nvidia-modprobe when a module or device file is
+#: missing (nvidia-modprobe(1), NVIDIA/nvidia-modprobe), and "on most installs UVM is not loaded by
+#: default, CUDA will implicitly load it through nvidia-modprobe" (NVIDIA/enroot issue #106, from its
+#: maintainer). So root does it first: ``nvidia-smi -L`` loads the nvidia module and creates the GPUs'
+#: device files, ``nvidia-modprobe -u -c=0`` loads nvidia-uvm and creates /dev/nvidia-uvm ("-u: Load the
+#: NVIDIA Unified Memory kernel module or create device files for it", option-table.h). "-": a missing
+#: tool is no failure (the preflight has already checked nvidia-smi).
 SGLANG_UNIT = """[Unit]
 Description=SGLang OpenAI-compatible server for @MODEL@ on 127.0.0.1:@PORT@
 After=network-online.target soong-fs.service soong-sglang-install.service
@@ -316,6 +324,8 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 ReadWritePaths=@WRITABLE@
+ExecStartPre=+-/usr/bin/nvidia-smi -L
+ExecStartPre=+-/usr/bin/nvidia-modprobe -u -c=0
 @ENV_FILE@ExecStartPre=+/usr/local/lib/soong/bootlog sglang-loading "loading @MODEL@ (tp @TP@, context @CONTEXT@)"
 ExecStart=/usr/local/lib/soong/with-user-env @COMMAND@
 ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/health sglang-ready @READY_SECONDS@ "SGLang serves @MODEL@ on 127.0.0.1:@PORT@"
