@@ -6,7 +6,7 @@ from soong.core.command import Lister
 
 
 class ListPlugins(Lister):
-    """List plugins with their version, distribution, hooks and status."""
+    """List plugins with their version, distribution, hooks and status, and third-party commands."""
 
     def take_action(self, parsed_args):
         host = self.context.plugins
@@ -16,4 +16,28 @@ class ListPlugins(Lister):
             (info.name, info.version, info.distribution, ", ".join(info.hooks), info.status, info.detail)
             for info in host.plugin_infos()
         ]
+        rows += self._command_rows()
         return columns, rows
+
+    def _command_rows(self) -> list[tuple]:
+        """Third-party commands (entry-point group ``soong.cli``): loaded, refused for a clash, or broken."""
+        manager = getattr(self.app, "command_manager", None)
+        if manager is None or not hasattr(manager, "third_party"):
+            return []
+        allowed = set(manager.allowed_overrides())
+        rows = []
+        for name, dist, version, entry_point, status in manager.third_party():
+            detail = f"command 'soong {name}' ({entry_point.value})"
+            if status == "refused":
+                clash = next(c for c in manager.clashes[name] if c.entry_point is entry_point)
+                if clash.allow_entry in allowed:
+                    status, detail = "overriding", f"{detail} replaces the built-in one (allowed in the config)"
+                else:
+                    detail = (f"{detail} clashes with the built-in one, which runs; allow it with "
+                              f"plugins.allowed_command_overrides: {clash.allow_entry}")
+            try:
+                entry_point.load()
+            except Exception as exc:  # a broken third-party command is listed, never fatal
+                status, detail = "failed", f"{detail}: import failed: {type(exc).__name__}: {exc}"
+            rows.append((f"command:{name.replace(' ', '_')}", version, dist, "soong.cli", status, detail))
+        return rows
