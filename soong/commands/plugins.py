@@ -5,6 +5,15 @@ from __future__ import annotations
 from soong.core.command import Lister
 
 
+def _detail(info) -> str:
+    """The plugin's detail, plus the parts of it that were slow (import, registration hooks)."""
+    from soong.core.plugins import SLOW_SECONDS
+
+    slow = info.slow_parts(SLOW_SECONDS)
+    note = f"slow: {', '.join(slow)}" if slow else ""
+    return "; ".join(part for part in (info.detail, note) if part)
+
+
 class ListPlugins(Lister):
     """List plugins with their version, distribution, hooks and status, and third-party commands."""
 
@@ -13,7 +22,7 @@ class ListPlugins(Lister):
         host.collect_all()
         columns = ("Name", "Version", "Distribution", "Hooks", "Status", "Detail")
         rows = [
-            (info.name, info.version, info.distribution, ", ".join(info.hooks), info.status, info.detail)
+            (info.name, info.version, info.distribution, ", ".join(info.hooks), info.status, _detail(info))
             for info in host.plugin_infos()
         ]
         rows += self._command_rows()
