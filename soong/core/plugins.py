@@ -249,6 +249,7 @@ class PluginHost:
                     raise PluginError(f"invalid {kind.label}: {problem}")
                 _staged.append((kind.key(obj), obj, override))
 
+            before = (dict(registry), dict(owners))
             started = time.perf_counter()
             try:
                 try:
@@ -258,11 +259,13 @@ class PluginHost:
                 for name, obj, override in staged:
                     self._place(kind, registry, owners, name, obj, override, info)
             except Exception as exc:
-                for name, _obj, _override in staged:
-                    if owners.get(name) == info.name:
-                        registry.pop(name, None)
-                        owners.pop(name, None)
-                    self._overrides.pop((kind.label, name), None)
+                if staged:  # undo this plugin's entries; a built-in entry it had replaced comes back
+                    registry.clear()
+                    registry.update(before[0])
+                    owners.clear()
+                    owners.update(before[1])
+                    for name, _obj, _override in staged:
+                        self._overrides.pop((kind.label, name), None)
                 self._fail(info, f"{kind.hook} failed: {exc}")
         self._registries[kind_name] = registry
         self._owners[kind_name] = owners
