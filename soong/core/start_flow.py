@@ -129,6 +129,9 @@ class LaunchPlanner:
         from soong.core.recommend import check_context
 
         spec, _source = resolve_model(self.context, request.model)
+        note = self.context.plugins.override_note("models", spec.id)
+        if note:
+            self.ui.say(f"note: {note}")
         context_length = check_context(spec, request.context_length)
         self.platform = platform_for(self.context, self.provider)
         check_family(self.platform, spec.engine)
