@@ -78,9 +78,10 @@ def stat_of(rh: Any, path: str) -> tuple[str, str]:
 
 def unit_process(rh: Any, unit: str) -> dict[str, Any]:
     """The unit's ``User=`` and its main process as /proc shows it: user, NoNewPrivs, whether / is read-only for it."""
-    show = rh.machine.run(["systemctl", "show", "-p", "User", "-p", "MainPID", "--value", f"{unit}.service"], timeout=30)
-    user_line, pid_line = (show.stdout.splitlines() + ["", ""])[:2]
-    pid = pid_line.strip()
+    def show(name: str) -> str:  # one at a time: systemctl prints properties in its own order
+        return rh.machine.run(["systemctl", "show", "-p", name, "--value", f"{unit}.service"], timeout=30).stdout.strip()
+
+    user_line, pid = show("User"), show("MainPID")
     status = rh.machine.run(["cat", f"/proc/{pid}/status"], timeout=30).stdout
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     uid = fields.get("Uid", "").split()[0] if fields.get("Uid") else ""
@@ -89,6 +90,6 @@ def unit_process(rh: Any, unit: str) -> dict[str, Any]:
     roots = [line.split()[5] for line in mounts.splitlines() if line.split()[4:5] == ["/"]]
     root_options = roots[-1] if roots else ""  # the last mount on / is the one the process sees
     home = rh.machine.run(["sh", "-c", f"ls -A /proc/{pid}/root/home"], timeout=30)
-    return {"User": user_line.strip(), "pid": pid, "process_user": owner,
+    return {"User": user_line, "pid": pid, "process_user": owner,
             "NoNewPrivs": fields.get("NoNewPrivs", "").strip(), "root_read_only": "ro" in root_options.split(","),
             "home_entries": home.stdout.split()}

@@ -200,3 +200,15 @@ def test_the_rendered_script_names_the_real_users(host, make_plan):
     assert "sglang_user=${SOONG_SGLANG_USER:-soong-sglang}\n" in setup
     assert "n8n_user=${SOONG_N8N_USER:-soong-n8n}\n" in setup
     assert "local_base=${SOONG_LOCAL_DATA:-/var/lib/soong-data}\n" in setup
+
+
+def test_the_config_key_reaches_the_plan(catalog, tmp_path):
+    from soong.core.bootstrap import LaunchPlan, LaunchSecrets
+    from soong.core.context import Context
+
+    home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for env, expected in (({}, False), ({"SOONG_SERVICES_SOURCE_ENV_SH": "true"}, True)):
+        plan = LaunchPlan.from_context(Context(env={**home, **env}), catalog["llama-3.1-8b"], instance_name="t",
+                                       gpu_count=1, secrets=LaunchSecrets("k" * 12, "t" * 12))
+        assert plan.source_env_sh is expected
