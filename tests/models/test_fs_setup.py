@@ -212,3 +212,12 @@ def test_the_config_key_reaches_the_plan(catalog, tmp_path):
         plan = LaunchPlan.from_context(Context(env={**home, **env}), catalog["llama-3.1-8b"], instance_name="t",
                                        gpu_count=1, secrets=LaunchSecrets("k" * 12, "t" * 12))
         assert plan.source_env_sh is expected
+
+
+def test_modes_of_service_folders_are_restored_but_the_users_own_are_kept(tree):
+    plant = (f'mkdir -m 0777 -p soong/n8n && mkdir -m 0700 data && chown {LOGIN} data && '
+             f'chown {N8N} soong/n8n && chmod 0777 soong/n8n')
+    done = tree.run(plant=plant)
+    assert done.returncode == 0, done.stderr
+    assert _owner_and_mode(tree.nfs / "soong/n8n") == (N8N, 0o700)
+    assert _owner_and_mode(tree.nfs / "data") == (LOGIN, 0o700)

@@ -56,8 +56,8 @@ enter() {
 }
 
 # ensure NAME OWNER MODE HOW: folder NAME of the current folder exists, is no link and belongs
-# to OWNER (HOW: as-owner makes it as OWNER; recursive gives a folder someone else owns,
-# with all it holds, to OWNER; root leaves it to root).
+# to OWNER (HOW: as-owner makes it as OWNER, with MODE only when new; recursive gives a folder
+# someone else owns, with all it holds, to OWNER; root leaves it to root).
 ensure() {
   local name=$1 owner=$2 mode=$3 how=$4 here
   here=$(pwd -P)
@@ -83,8 +83,9 @@ ensure() {
       chown -h -- "$owner:" "$name"
     fi || "$lib/bootlog" fs-refused "warning: could not give $here/$name to $owner"
   fi
+  # The services' folders get their mode on every boot; the login user's keep the one they chose.
   # chmod follows links, so the mode is set on the folder entered ('.'), never through its name.
-  if ! (enter "$name" && chmod "$mode" .); then
+  if [ "$how" != as-owner ] && ! (enter "$name" && chmod "$mode" .); then
     "$lib/bootlog" fs-refused "warning: could not set mode $mode on $here/$name"
   fi
   return 0
