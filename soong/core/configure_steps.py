@@ -2,8 +2,8 @@
 
 Nothing is changed while the questions are asked: every answer goes into a
 :class:`Setup`, and :func:`commit` applies it at the end (secrets to the
-keyring, an SSH key upload or a new file system at the provider, the changed
-keys to the config file, written atomically). Ctrl-C before that leaves
+keyring, an SSH key upload, a new file system or an SSH-only firewall at the
+provider, the changed keys to the config file, written atomically). Ctrl-C before that leaves
 everything as it was; keys that were not asked about keep their values.
 """
 
@@ -28,6 +28,7 @@ class Setup:
     daemon_token: str | None = None
     upload_key: tuple[str, str] | None = None  # (name, public key)
     create_filesystem: tuple[str, str] | None = None  # (name, region)
+    firewall_change: Any = None  # a FirewallChange from the provider's ssh_only_change()
 
 
 def provider_with_key(context: Any, api_key: str | None) -> Any:
@@ -129,6 +130,19 @@ def check_lease(hours: float) -> float:
     return KEYS_BY_PATH["defaults.lease_hours"].coerce(hours)
 
 
+def firewall_change(provider: Any, region: str | None) -> tuple[Any, Any]:
+    """(the inbound firewall of launches in ``region``, the SSH-only change the provider offers or None).
+
+    (None, None) when the provider cannot read its firewall.
+    """
+    from soong.core.firewall_check import read_firewall
+
+    firewall = read_firewall(provider, region)
+    if firewall is None or firewall.ssh_only:
+        return firewall, None
+    return firewall, provider.ssh_only_change(region)
+
+
 def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
     """Apply ``setup``: secrets, provider-side changes, then the config file. Returns what was done."""
     from soong.core.config import save_config
@@ -151,6 +165,10 @@ def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
         fs = provider.create_file_system(name, region)
         setup.changes["lambda.filesystem_name"] = fs.name
         done.append(f"created file system '{fs.name}' in {fs.region}")
+    if setup.firewall_change is not None:
+        after = provider.apply_firewall_change(setup.firewall_change)
+        done.append(f"{after.scope} now let in only SSH"
+                    + ("" if after.ssh_only else f" and still: {'; '.join(after.openings())}"))
     config = context.config
     if config.path is None:
         raise ConfigError("this profile has no config file to write")
