@@ -17,8 +17,8 @@ class Configure(Command):
     is generated once and kept in the keyring. Nothing changes until the end:
     Ctrl-C leaves the old configuration as it was, and settings not asked
     about keep their values. The inbound firewall is checked too: when it lets
-    in more than SSH, the wizard (or --ssh-only-firewall) changes it to let in
-    only 22/tcp, after saying which instances that reaches.
+    in more than SSH, the wizard offers (and --ssh-only-firewall makes) a change
+    that lets in only 22/tcp, saying first which instances it reaches.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

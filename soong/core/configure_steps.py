@@ -148,6 +148,10 @@ def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
     from soong.core.config import save_config
 
     done = []
+    if setup.firewall_change is not None:  # first: refused (the rules moved since they were read), nothing changes
+        after = provider.apply_firewall_change(setup.firewall_change)
+        done.append(f"{after.scope} now let in only SSH"
+                    + ("" if after.ssh_only else f" and still: {'; '.join(after.openings())}"))
     store = context.secrets
     if setup.api_key:
         store.set("lambda_api_key", setup.api_key)
@@ -165,10 +169,6 @@ def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
         fs = provider.create_file_system(name, region)
         setup.changes["lambda.filesystem_name"] = fs.name
         done.append(f"created file system '{fs.name}' in {fs.region}")
-    if setup.firewall_change is not None:
-        after = provider.apply_firewall_change(setup.firewall_change)
-        done.append(f"{after.scope} now let in only SSH"
-                    + ("" if after.ssh_only else f" and still: {'; '.join(after.openings())}"))
     config = context.config
     if config.path is None:
         raise ConfigError("this profile has no config file to write")

@@ -5,11 +5,16 @@ Everything runs as subprocesses against the emulator under gunicorn.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
 import yaml
 
+from tests.conftest import COMMAND_OUTPUT, VENV_BIN
 from tests.lifecycle.conftest import live_instances
-from tests.lifecycle.test_configure_cli import config_file, ssh_key
+from tests.lifecycle.test_configure_cli import config_file, ssh_key, stored
 
 GLOBAL = "/firewall-rulesets/global"
 SSH = {"protocol": "tcp", "port_range": [22, 22], "source_network": "0.0.0.0/0", "description": "SSH"}
@@ -134,3 +139,26 @@ def test_the_wizard_explains_the_change_and_makes_it_only_when_saved(run_soong, 
     quiet = run_soong("configure", "--interactive", input=wizard_answers(emu, key, None, "y"))
     assert quiet.returncode == 0, quiet.stderr
     assert "let in only SSH (22/tcp)" in quiet.stderr and "Leave only SSH" not in quiet.stderr
+
+
+def test_rules_changed_while_the_wizard_asked_are_not_overwritten_and_nothing_else_is_saved(run_soong, wizard_env,
+                                                                                            emu):
+    key = ssh_key(wizard_env)
+    emu.api("POST", "/ssh-keys", {"name": "laptop", "public_key": key.with_suffix(".pub").read_text().strip()})
+    open_firewall(emu)
+    proc = subprocess.Popen([str(VENV_BIN / "soong"), "configure", "--interactive"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write("\n".join([emu.api_key, "qwen2.5-7b", "2", "", "1", "1", str(key), ""]).encode())
+    proc.stdin.flush()
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Leave only SSH (22/tcp) open?" not in seen and time.monotonic() < deadline:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    emu.api("PATCH", GLOBAL, {"rules": [SSH, SGLANG]})  # someone else changes them meanwhile
+    out, err = proc.communicate(b"y\ny\n", timeout=60)
+    COMMAND_OUTPUT.append(("configure (rules moved)", (seen + out + err).decode(errors="replace")))
+    assert proc.returncode == 9, err
+    assert b"changed since soong read them" in err
+    assert global_rules(emu) == [SSH, SGLANG]
+    assert not config_file(wizard_env).exists()
+    assert stored(run_soong, "lambda_api_key") is None
