@@ -16,9 +16,7 @@ from soong.core import errors as E
 from soong.core.firewall import InboundFirewall
 from soong.plugins.lambda_cloud.emulator import RateLimit, create_app
 from soong.plugins.lambda_cloud.emulator.seed import load_seed
-from soong.plugins.lambda_cloud.provider import LambdaProvider
 from soong.testing.emulator import serve_in_thread
-from tests.lambda_cloud.conftest import make_context
 from tests.lambda_cloud.spec_check import SpecChecker
 
 GLOBAL = "/firewall-rulesets/global"
