@@ -146,10 +146,10 @@ class Configure(Command):
         from soong.core.firewall_check import change_lines
 
         region = setup.changes.get("lambda.default_region", self.context.config.get("lambda.default_region"))
-        found, change = steps.firewall_change(provider, region)
-        if found is not None and not found.filtered:
-            self.warn(f"{found.scope}: every port an instance there listens on is reachable; no rule changes that")
-            found, change = steps.firewall_change(provider, None)
+        plan = steps.firewall_plan(provider, region)
+        found, change = plan.found, plan.change
+        if plan.note:
+            self.warn(f"{plan.note}; the change below is for the other regions")
         if found is None:
             raise UsageError(f"provider '{provider.name}' cannot read or change its inbound firewall")
         if found.ssh_only:

@@ -3,8 +3,9 @@
 Nothing is changed while the questions are asked: every answer goes into a
 :class:`Setup`, and :func:`commit` applies it at the end (secrets to the
 keyring, an SSH key upload, a new file system or an SSH-only firewall at the
-provider, the changed keys to the config file, written atomically). Ctrl-C before that leaves
-everything as it was; keys that were not asked about keep their values.
+provider, the changed keys to the config file, written atomically). Ctrl-C
+before that leaves everything as it was; keys that were not asked about keep
+their values.
 """
 
 from __future__ import annotations
@@ -130,17 +131,33 @@ def check_lease(hours: float) -> float:
     return KEYS_BY_PATH["defaults.lease_hours"].coerce(hours)
 
 
-def firewall_change(provider: Any, region: str | None) -> tuple[Any, Any]:
-    """(the inbound firewall of launches in ``region``, the SSH-only change the provider offers or None).
+@dataclasses.dataclass(frozen=True)
+class FirewallPlan:
+    """The inbound firewall launches get and the SSH-only change on offer.
 
-    (None, None) when the provider cannot read its firewall.
+    ``found`` is None when the provider cannot read its firewall, ``change`` None when
+    nothing needs changing or the provider cannot change it. ``note`` is set when the
+    region has no firewall at all; ``found`` is then the rules of the other regions.
     """
+
+    found: Any = None
+    change: Any = None
+    note: str | None = None
+
+
+def firewall_plan(provider: Any, region: str | None) -> FirewallPlan:
+    """Read the provider's inbound firewall for ``region`` and the change that would leave only SSH open."""
     from soong.core.firewall_check import read_firewall
 
-    firewall = read_firewall(provider, region)
-    if firewall is None or firewall.ssh_only:
-        return firewall, None
-    return firewall, provider.ssh_only_change(region)
+    found = read_firewall(provider, region)
+    note = None
+    if found is not None and not found.filtered:
+        note = f"{found.scope}: every port an instance there listens on is reachable, whatever the rules say"
+        region = None
+        found = read_firewall(provider, region)
+    if found is None or found.ssh_only:
+        return FirewallPlan(found, None, note)
+    return FirewallPlan(found, provider.ssh_only_change(region), note)
 
 
 def commit(context: Any, setup: Setup, provider: Any) -> list[str]:

@@ -166,14 +166,13 @@ class Wizard:
 
         region = setup.changes.get("lambda.default_region", self._current("lambda.default_region"))
         try:
-            found, change = steps.firewall_change(self.provider, region)
-            if found is not None and not found.filtered:
-                self.ask.say(f"  firewall: {found.scope}: every port an instance there listens on is reachable; "
-                             "launches elsewhere get these rules:")
-                found, change = steps.firewall_change(self.provider, None)
+            plan = steps.firewall_plan(self.provider, region)
         except SoongError as exc:
             self.ask.say(f"  could not read the inbound firewall ({exc}); not checked")
             return
+        found, change = plan.found, plan.change
+        if plan.note:
+            self.ask.say(f"  firewall: {plan.note}; launches in other regions get the rules below")
         if found is None:
             return
         if found.ssh_only:

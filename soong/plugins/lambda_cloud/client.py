@@ -320,11 +320,16 @@ class LambdaClient:
         return self.request("GET", "/firewall-rulesets")
 
     def get_global_firewall(self, *, max_attempts: int | None = None) -> Any:
-        """``GET /firewall-rulesets/global`` (a ``GlobalFirewallRuleset``)."""
+        """``GET /firewall-rulesets/global`` (OpenAPI v1.8.3 ``getGlobalFirewallRuleset``): a ``GlobalFirewallRuleset``."""
         return self.request("GET", "/firewall-rulesets/global", max_attempts=max_attempts)
 
     def update_global_firewall(self, rules: list[dict[str, Any]]) -> Any:
-        """``PATCH /firewall-rulesets/global`` with ``{"rules": [...]}`` (setting rules is idempotent)."""
+        """``PATCH /firewall-rulesets/global`` (OpenAPI v1.8.3 ``updateGlobalFirewallRuleset``).
+
+        The body is a ``GlobalFirewallRulesetPatchRequest``, ``{"rules": [FirewallRule...]}``;
+        the answer the ``GlobalFirewallRuleset`` after. Setting the rules is idempotent, so
+        it is retried like a GET.
+        """
         return self.request("PATCH", "/firewall-rulesets/global", json={"rules": rules}, idempotent=True)
 
     def audit_events(self, **params: Any) -> Any:
