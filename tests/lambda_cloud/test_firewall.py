@@ -4,7 +4,8 @@ The emulator answers as Lambda's OpenAPI description v1.8.3 says (bodies checked
 with the description's own schemas); where v1.8.3 lists no 400 for an operation
 (PUT /firewall-rules, PATCH /firewall-rulesets/global and /{id}) an invalid rule is
 still refused with 400 ``global/invalid-parameters``, as v1.10.0 of the
-description documents for those operations.
+description documents for those operations (ApiErrorInvalidParameters under 400;
+copy in github.com/api-evangelist/lambda-labs, openapi/lambda-labs-firewalls-api-openapi.yml).
 """
 
 from __future__ import annotations
