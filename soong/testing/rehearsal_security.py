@@ -19,47 +19,16 @@ from typing import Any
 #: The users the trials try, and the services' units.
 USERS = ("root", "soong-daemon", "soong-sglang", "soong-n8n", "ubuntu")
 
-_PROBE = (
-    "import socket\n"
-    "try:\n"
-    "    socket.create_connection(('169.254.169.254', 80), timeout=3, source_address=('127.0.0.1', 0)).close()\n"
-    "    print('reached')\n"
-    "except OSError as error:\n"
-    "    print('refused' if error.errno == 111 else 'error %s' % error)\n"
-)
-_SERVER = ("import http.server as h\n"
-           "h.HTTPServer(('169.254.169.254', 80), h.BaseHTTPRequestHandler).serve_forever()\n")
-# The client binds 127.0.0.1: with the address itself as the source, the kernel's reset to a
-# refused client (a packet without a socket, so without an owner) would be rejected too.
-_TRIAL = """set -e
-ip link set lo up
-ip addr add 169.254.169.254/32 dev lo
-SOONG_BOOT_LOG=/run/soong-metadata-trial.log sh -c "$1"
-python3 -c "$3" &
-sleep 1
-for user in {users}; do
-  printf '%s ' "$user"; runuser -u "$user" -- python3 -c "$2"
-done
-kill $!
-sed 's/^/log /' /run/soong-metadata-trial.log
-rm -f /run/soong-metadata-trial.log
-"""
 
+def metadata_trial(rh: Any, firewall_script: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Run ``firewall_script`` in a fresh network namespace in the machine (:mod:`soong.testing.metadata_trial`):
+    ``({user: (ipv4, ipv6)}, boot-log lines)``."""
+    from soong.testing import metadata_trial as trial
 
-def metadata_trial(rh: Any, firewall_script: str) -> tuple[dict[str, str], str]:
-    """Run ``firewall_script`` in a fresh network namespace in the machine: ``({user: reached|refused}, log line)``."""
-    done = rh.machine.run(["unshare", "--net", "sh", "-c", _TRIAL.format(users=" ".join(USERS)), "trial",
-                           firewall_script, _PROBE, _SERVER], timeout=90)
+    done = rh.machine.run(trial.command(firewall_script, " ".join(USERS)), timeout=90)
     if done.returncode != 0:
         raise AssertionError(f"the metadata trial failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
-    results, log = {}, ""
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "log":
-            log = value
-        elif key in USERS:
-            results[key] = value
-    return results, log
+    return trial.parse(done.stdout)
 
 
 def readable_by(rh: Any, user: str, path: str) -> bool:

@@ -126,46 +126,24 @@ def test_the_secrets_folder_is_not_made_through_a_link(open_tree):
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o755)
 
 
-def _firewall_trial(tool: str, log: Path) -> dict[str, str]:
-    """Run the firewall script with ``tool`` in a fresh network namespace; which users reach the address."""
-    probe = ("import socket,sys\n"
-             "try:\n"
-             "    socket.create_connection(('169.254.169.254', 80), timeout=3, source_address=('127.0.0.1', 0)).close()\n"
-             "    print('reached')\n"
-             "except OSError as error:\n"
-             "    print('refused' if error.errno == 111 else f'error {error}')\n")
-    script = f"""
-set -e
-ip link set lo up
-ip addr add 169.254.169.254/32 dev lo
-SOONG_FIREWALL_TOOL={tool} SOONG_DAEMON_USER={DAEMON_STANDIN} SOONG_BOOT_LOG={log} sh -c "$GUARD"
-SOONG_FIREWALL_TOOL={tool} SOONG_DAEMON_USER={DAEMON_STANDIN} SOONG_BOOT_LOG={log} sh -c "$GUARD"  # twice: replaces
-python3 -c 'import http.server as h; h.HTTPServer(("169.254.169.254", 80), h.BaseHTTPRequestHandler).serve_forever()' &
-sleep 0.5
-for user in root {DAEMON_STANDIN} {OTHER_USER}; do
-  printf '%s ' "$user"; runuser -u "$user" -- python3 -c "$PROBE"
-done
-kill $!
-"""
-    # The address is the connection's source too unless the client binds another: then the kernel's
-    # reset to a refused client (no socket, so no owner) would itself be rejected. On an instance the
-    # source is the instance's own address.
-    done = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, GUARD=hardening.metadata_firewall_script(), PROBE=probe))
-    assert done.returncode == 0, done.stderr
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
-
-
 @needs_root
 @pytest.mark.parametrize("tool", ["nft", "iptables"])
-def test_metadata_address_closed_to_all_but_root_and_the_daemon(tool, tmp_path):
+def test_metadata_address_closed_to_all_but_root_and_the_daemon(tool):
+    from soong.testing import metadata_trial
+
     if shutil.which(tool) is None or shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip(f"{tool}, unshare or ip is not installed (.ci/run installs nftables and iptables)")
-    reached = _firewall_trial(tool, tmp_path / "boot.log")
-    assert reached == {"root": "reached", DAEMON_STANDIN: "reached", OTHER_USER: "refused"}
-    lines = (tmp_path / "boot.log").read_text().splitlines()
-    assert len(lines) == 2 and all("phase=metadata-closed 169.254.169.254 is closed" in line and f"({tool}," in line
-                                   for line in lines)
+    users = f"root {DAEMON_STANDIN} {OTHER_USER}"
+    settings = f"SOONG_FIREWALL_TOOL={tool} SOONG_DAEMON_USER={DAEMON_STANDIN}"
+    done = subprocess.run(metadata_trial.command(hardening.metadata_firewall_script(), users, settings),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reached, log = metadata_trial.parse(done.stdout)
+    assert reached == {"root": ("reached", "reached"), DAEMON_STANDIN: ("reached", "reached"),
+                       OTHER_USER: ("refused", "refused")}, done.stdout
+    assert len(log) == 2 and all(  # twice: the second run replaces the rule, it does not add one
+        "phase=metadata-closed 169.254.169.254 and fd00:ec2::254 fe80::a9fe:a9fe closed to every user but root "
+        f"and {DAEMON_STANDIN} ({tool}, owner match)" in line for line in log), log
 
 
 @needs_root

@@ -9,9 +9,10 @@ before any service of the bootstrap starts, on the first boot and after a reboot
   root-only (see its comments for which files hold it and their modes, from cloud-init's
   source), and creates ``/etc/soong-daemon`` as a 0700 folder of the daemon's user before
   ``write_files`` puts the key files in it;
-* :data:`METADATA_FIREWALL_SH` closes the instance metadata endpoint to every user but
-  root and the daemon's, with an owner-matched rule in the OUTPUT hook (nftables where
-  the image has ``nft``, iptables otherwise). A rule that cannot be installed is logged
+* :data:`METADATA_FIREWALL_SH` closes the instance metadata endpoint (169.254.169.254 and
+  the IPv6 addresses clouds use for it) to every user but root and the daemon's, with an
+  owner-matched rule in the OUTPUT hook (nftables where the image has ``nft``, iptables
+  and ip6tables otherwise). A rule that cannot be installed is logged
   loudly (``phase=metadata-open``) and the boot goes on.
 
 Both write their boot-log line themselves: on the first boot ``bootcmd`` runs before
@@ -24,11 +25,14 @@ from soong.core.bootstrap import DAEMON_CONFIG_PATH, DAEMON_USER, LaunchPlan, Us
 
 #: Where cloud-init and other clouds' datasources find instance metadata (and the user data): the
 #: IPv4 link-local address of the EC2-style and OpenStack metadata services cloud-init reads
-#: (cloudinit/sources/DataSourceEc2.py and DataSourceOpenStack.py, ``metadata_urls``). Lambda's
-#: public documentation and API (OpenAPI 1.8.3, tests/data/lambda-cloud-api) say nothing about a
-#: metadata service or how the user data reaches the instance, so soong closes this address to
-#: every user but root and the daemon's whether or not anything answers there.
+#: (cloudinit/sources/DataSourceEc2.py and DataSourceOpenStack.py, ``metadata_urls``). Lambda's API
+#: reference (OpenAPI 1.8.3, tests/data/lambda-cloud-api) says nothing of a metadata service or of how
+#: the user data reaches the instance, and no Lambda document found says so either; soong closes this
+#: address to every user but root and the daemon's whether or not anything answers there.
 METADATA_ADDRESS = "169.254.169.254"
+#: The same services' IPv6 addresses: EC2's (``metadata_urls`` in DataSourceEc2.py) and OpenStack's
+#: link-local one (``DEF_MD_URLS`` in DataSourceOpenStack.py), cloud-init 24.1.3.
+METADATA_ADDRESSES6 = ("fd00:ec2::254", "fe80::a9fe:a9fe")
 
 _LOG_FUNCTION = r"""log() {
   if [ ! -e "$boot_log" ]; then install -m 0644 /dev/null "$boot_log"; fi
@@ -102,10 +106,13 @@ exit 0
 #: the ``owner`` match (``--uid-owner``) is valid in the OUTPUT chain; a chain of its own, flushed
 #: and filled again, jumped to from OUTPUT for the metadata address only. Rejecting (a TCP reset,
 #: else ICMP port unreachable) rather than dropping makes a client fail at once, not time out.
+#: IPv6: the same for :data:`METADATA_ADDRESSES6` (in the same nft table; with ip6tables, where an IPv6
+#: failure is noted in the log line and IPv4 stays closed).
 #: Where the rule cannot go in (no tool; in a container without CAP_NET_ADMIN, as the boot
 #: rehearsal's machine is), the boot logs ``phase=metadata-open`` with the reason and goes on.
 METADATA_FIREWALL_SH = r"""# soong: close the instance metadata endpoint to every user but root and the daemon's.
 address=${SOONG_METADATA_ADDRESS:-@ADDRESS@}
+addresses6=${SOONG_METADATA_ADDRESSES6:-@ADDRESSES6@}
 tool=${SOONG_FIREWALL_TOOL:-}
 boot_log=${SOONG_BOOT_LOG:-/var/log/soong-boot.log}
 daemon_user=${SOONG_DAEMON_USER:-@DAEMON_USER@}
@@ -113,12 +120,28 @@ daemon_user=${SOONG_DAEMON_USER:-@DAEMON_USER@}
   log metadata-open "warning: $1; every user on this instance can reach $address (the instance metadata service)"
   exit 0
 }
+# xtables TOOL ADDRESS...: a SOONG_METADATA chain for TOOL (iptables, ip6tables), jumped to from OUTPUT for each ADDRESS.
+xtables() {
+  x=$1
+  shift
+  { "$x" -w -N SOONG_METADATA 2>/dev/null || "$x" -w -F SOONG_METADATA; } &&
+    "$x" -w -A SOONG_METADATA -m owner --uid-owner 0 -j RETURN &&
+    "$x" -w -A SOONG_METADATA -m owner --uid-owner "$uid" -j RETURN &&
+    "$x" -w -A SOONG_METADATA -p tcp -j REJECT --reject-with tcp-reset &&
+    "$x" -w -A SOONG_METADATA -j REJECT || return 1
+  for target in "$@"; do
+    "$x" -w -C OUTPUT -d "$target" -j SOONG_METADATA 2>/dev/null ||
+      "$x" -w -I OUTPUT 1 -d "$target" -j SOONG_METADATA || return 1
+  done
+}
 uid=$(id -u "$daemon_user" 2>/dev/null) || open_warning "no user $daemon_user to allow"
 if [ -z "$tool" ]; then
   if command -v nft >/dev/null 2>&1; then tool=nft; elif command -v iptables >/dev/null 2>&1; then tool=iptables; fi
 fi
+also=""
 case "$tool" in
   nft)
+    set6=$(echo "$addresses6" | tr ' ' ',')
     if ! error=$(nft -f - 2>&1 <<EOF
 table inet soong_metadata
 delete table inet soong_metadata
@@ -126,30 +149,35 @@ table inet soong_metadata {
   chain output {
     type filter hook output priority filter; policy accept;
     ip daddr $address meta skuid { 0, $uid } accept
+    ip6 daddr { $set6 } meta skuid { 0, $uid } accept
     ip daddr $address meta l4proto tcp reject with tcp reset
+    ip6 daddr { $set6 } meta l4proto tcp reject with tcp reset
     ip daddr $address reject
+    ip6 daddr { $set6 } reject
   }
 }
 EOF
 ) || ! nft list table inet soong_metadata >/dev/null 2>&1; then
       open_warning "nft could not install the rule: $(echo "$error" | head -c 300)"
     fi
+    also=" and $addresses6"
     ;;
   iptables)
-    error=$({ iptables -w -N SOONG_METADATA 2>/dev/null || iptables -w -F SOONG_METADATA; } 2>&1 &&
-      iptables -w -A SOONG_METADATA -m owner --uid-owner 0 -j RETURN 2>&1 &&
-      iptables -w -A SOONG_METADATA -m owner --uid-owner "$uid" -j RETURN 2>&1 &&
-      iptables -w -A SOONG_METADATA -p tcp -j REJECT --reject-with tcp-reset 2>&1 &&
-      iptables -w -A SOONG_METADATA -j REJECT 2>&1 &&
-      { iptables -w -C OUTPUT -d "$address/32" -j SOONG_METADATA 2>/dev/null ||
-        iptables -w -I OUTPUT 1 -d "$address/32" -j SOONG_METADATA 2>&1; }) ||
+    if ! error=$(xtables iptables "$address" 2>&1); then
       open_warning "iptables could not install the rule: $(echo "$error" | head -c 300)"
+    fi
+    # shellcheck disable=SC2086
+    if error=$(xtables ip6tables $addresses6 2>&1); then
+      also=" and $addresses6"
+    else
+      also=" (not $addresses6: $(echo "$error" | head -c 200))"
+    fi
     ;;
   *)
     open_warning "no firewall tool: neither nft nor iptables is installed${tool:+ (asked for $tool)}"
     ;;
 esac
-log metadata-closed "$address is closed to every user but root and $daemon_user ($tool, owner match)"
+log metadata-closed "$address$also closed to every user but root and $daemon_user ($tool, owner match)"
 exit 0
 """
 
@@ -164,7 +192,7 @@ def userdata_private_script() -> str:
 def metadata_firewall_script() -> str:
     """The ``bootcmd`` script that closes :data:`METADATA_ADDRESS` to all but root and the daemon's user."""
     return (METADATA_FIREWALL_SH.replace("@LOG_FUNCTION@", _LOG_FUNCTION).replace("@ADDRESS@", METADATA_ADDRESS)
-            .replace("@DAEMON_USER@", DAEMON_USER))
+            .replace("@ADDRESSES6@", " ".join(METADATA_ADDRESSES6)).replace("@DAEMON_USER@", DAEMON_USER))
 
 
 def guard_parts(plan: LaunchPlan) -> list[UserDataPart]:
