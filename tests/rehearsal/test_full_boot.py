@@ -234,13 +234,15 @@ def test_n8n_has_an_owner_whose_password_only_its_user_and_root_read(full_boot):
     assert fetched.returncode == 0, fetched.stderr
     password = fetched.stdout.strip()
     assert len(password) == 24
-    with rh.tunnel(5678) as (url,):
-        anonymous = requests.get(url + "/rest/workflows", timeout=10)
-        wrong = requests.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
-        right = requests.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": password})
+    # n8n 2.41.1's AuthController: POST /rest/login (skipAuth), GET /rest/login the logged-in user (auth required).
+    with rh.tunnel(5678) as (url,), requests.Session() as session:
+        anonymous = session.get(url + "/rest/login", timeout=10)
+        wrong = session.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
+        right = session.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": password})
+        me = session.get(url + "/rest/login", timeout=10)
     assert anonymous.status_code == 401 and wrong.status_code == 401, (anonymous.text[:200], wrong.text[:200])
-    assert right.status_code == 200, right.text[:300]
-    assert right.json()["data"]["email"] == OWNER_EMAIL and "n8n-auth" in right.cookies
+    assert right.status_code == 200 and "n8n-auth" in right.cookies, right.text[:300]
+    assert me.status_code == 200 and me.json()["data"]["email"] == OWNER_EMAIL, me.text[:300]
 
 
 def test_n8n_workflow_run_counts_as_activity(full_boot):
