@@ -235,13 +235,19 @@ def test_n8n_has_an_owner_whose_password_only_its_user_and_root_read(full_boot):
     password = fetched.stdout.strip()
     assert len(password) == 24
     # n8n 2.41.1's AuthController: POST /rest/login (skipAuth), GET /rest/login the logged-in user (auth required).
-    with rh.tunnel(5678) as (url,), requests.Session() as session:
-        anonymous = session.get(url + "/rest/login", timeout=10)
-        wrong = session.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
-        right = session.post(url + "/rest/login", timeout=30, json={"emailOrLdapLoginId": OWNER_EMAIL, "password": password})
-        me = session.get(url + "/rest/login", timeout=10)
+    # The session cookie is issued Secure (n8n's default; browsers send it to http://localhost) and bound to
+    # the browser-id header of the login (AuthService.validateBrowserId), so the test sends both itself.
+    browser = {"browser-id": "soong-rehearsal"}
+    with rh.tunnel(5678) as (url,):
+        anonymous = requests.get(url + "/rest/login", timeout=10, headers=browser)
+        wrong = requests.post(url + "/rest/login", timeout=30, headers=browser,
+                              json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
+        right = requests.post(url + "/rest/login", timeout=30, headers=browser,
+                              json={"emailOrLdapLoginId": OWNER_EMAIL, "password": password})
+        cookie = right.cookies.get("n8n-auth", "")
+        me = requests.get(url + "/rest/login", timeout=10, headers={**browser, "Cookie": f"n8n-auth={cookie}"})
     assert anonymous.status_code == 401 and wrong.status_code == 401, (anonymous.text[:200], wrong.text[:200])
-    assert right.status_code == 200 and "n8n-auth" in right.cookies, right.text[:300]
+    assert right.status_code == 200 and cookie and right.json()["data"]["email"] == OWNER_EMAIL, right.text[:300]
     assert me.status_code == 200 and me.json()["data"]["email"] == OWNER_EMAIL, me.text[:300]
 
 
