@@ -15,8 +15,9 @@ from soong.core.bootstrap import cloud_config_of, split_user_data
 
 pytestmark = pytest.mark.rehearsal
 
-SOONG_UNITS = ("soong-daemon", "soong-fs", "soong-sglang-install", "soong-sglang", "soong-n8n-install", "soong-n8n")
-RUNNING = ("soong-daemon", "soong-sglang", "soong-n8n")
+SOONG_UNITS = ("soong-enforcer", "soong-daemon", "soong-fs", "soong-sglang-install", "soong-sglang",
+               "soong-n8n-install", "soong-n8n")
+RUNNING = ("soong-enforcer", "soong-daemon", "soong-sglang", "soong-n8n")
 
 
 def _wait_activity(rh, name: str, before: int, timeout: float = 90.0) -> dict:
@@ -72,6 +73,34 @@ def test_every_soong_unit_is_up(full_boot):
     assert "soong-" not in failed, failed
 
 
+def _unit_processes(rh, unit: str) -> dict[int, tuple[str, str]]:
+    """pid -> (user, command line) of every process in ``unit``'s control group."""
+    cgroup = rh.machine.run(["systemctl", "show", "-p", "ControlGroup", "--value", f"{unit}.service"],
+                            timeout=30).stdout.strip()
+    pids = rh.machine.run(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"], timeout=30).stdout.split()
+    out = {}
+    for pid in pids:
+        ps = rh.machine.run(["ps", "-o", "user=,args=", "-p", pid], timeout=30).stdout.strip()
+        if ps:
+            user, _, args = ps.partition(" ")
+            out[int(pid)] = (user, args.strip())
+    return out
+
+
+def test_the_enforcer_is_its_own_unit_and_the_web_server_starts_none(full_boot):
+    rh = full_boot
+    enforcer = _unit_processes(rh, "soong-enforcer")
+    main_pid = int(rh.machine.run(["systemctl", "show", "-p", "MainPID", "--value", "soong-enforcer.service"],
+                                  timeout=30).stdout.strip())
+    assert enforcer.get(main_pid, ("", ""))[1].endswith("--role enforcer"), enforcer
+    assert {user for user, _ in enforcer.values()} == {"soong-daemon"}, enforcer
+    web = _unit_processes(rh, "soong-daemon")
+    assert web and {user for user, _ in web.values()} == {"soong-daemon"}, web
+    assert not any("enforcer" in args for _, args in web.values()), web
+    status = rh.daemon_status()["enforcer"]
+    assert status["running"] and status["pid"] == main_pid, status
+
+
 def test_daemon_venv_holds_its_pinned_requirements(full_boot):
     from soong.plugins.sglang.userdata import DAEMON_PINS
 
@@ -85,9 +114,10 @@ def test_boot_log_phases_in_order(full_boot):
     rh = full_boot
     names = [phase for _, phase, _ in rh.boot_log()]
     assert not [n for n in names if n.endswith("-failed") or n == "fs-missing"], rh.diagnostics()
-    for phase in ("daemon-up", "preflight-ok", "fs-mounted", "sglang-loading", "sglang-ready", "n8n-ready"):
+    for phase in ("enforcer-up", "daemon-up", "preflight-ok", "fs-mounted", "sglang-loading", "sglang-ready",
+                  "n8n-ready"):
         assert phase in names, f"no {phase} in the boot log: {names}"
-    assert names.index("daemon-up") < names.index("preflight-ok") < names.index("fs-mounted")
+    assert names.index("enforcer-up") < names.index("daemon-up") < names.index("preflight-ok") < names.index("fs-mounted")
     assert names.index("preflight-ok") < names.index("sglang-loading") < names.index("sglang-ready")
     assert rh.phases["fs-mounted"].message == f"/lambda/nfs/{rh.options.filesystem_name}"
 
