@@ -73,32 +73,32 @@ def test_every_soong_unit_is_up(full_boot):
     assert "soong-" not in failed, failed
 
 
-def _unit_processes(rh, unit: str) -> dict[int, tuple[str, str]]:
-    """pid -> (user, command line) of every process in ``unit``'s control group."""
-    cgroup = rh.machine.run(["systemctl", "show", "-p", "ControlGroup", "--value", f"{unit}.service"],
-                            timeout=30).stdout.strip()
-    pids = rh.machine.run(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"], timeout=30).stdout.split()
-    out = {}
-    for pid in pids:
-        ps = rh.machine.run(["ps", "-o", "user=,args=", "-p", pid], timeout=30).stdout.strip()
-        if ps:
-            user, _, args = ps.partition(" ")
-            out[int(pid)] = (user, args.strip())
+def _processes(rh) -> list[tuple[int, int, str, str]]:
+    """(pid, parent pid, user, command line) of every process in the machine."""
+    out = []
+    for line in rh.machine.run(["ps", "-eo", "pid=,ppid=,user=,args="], timeout=30).stdout.splitlines():
+        pid, ppid, user, args = (line.split(None, 3) + [""])[:4]
+        out.append((int(pid), int(ppid), user, args))
     return out
+
+
+def _main_pid(rh, unit: str) -> int:
+    return int(rh.machine.run(["systemctl", "show", "-p", "MainPID", "--value", f"{unit}.service"],
+                              timeout=30).stdout.strip())
 
 
 def test_the_enforcer_is_its_own_unit_and_the_web_server_starts_none(full_boot):
     rh = full_boot
-    enforcer = _unit_processes(rh, "soong-enforcer")
-    main_pid = int(rh.machine.run(["systemctl", "show", "-p", "MainPID", "--value", "soong-enforcer.service"],
-                                  timeout=30).stdout.strip())
-    assert enforcer.get(main_pid, ("", ""))[1].endswith("--role enforcer"), enforcer
-    assert {user for user, _ in enforcer.values()} == {"soong-daemon"}, enforcer
-    web = _unit_processes(rh, "soong-daemon")
-    assert web and {user for user, _ in web.values()} == {"soong-daemon"}, web
-    assert not any("enforcer" in args for _, args in web.values()), web
+    processes = _processes(rh)
+    enforcer_pid, web_pid = _main_pid(rh, "soong-enforcer"), _main_pid(rh, "soong-daemon")
+    by_pid = {pid: (ppid, user, args) for pid, ppid, user, args in processes}
+    assert by_pid[enforcer_pid][2].endswith("--role enforcer") and by_pid[enforcer_pid][1] == "soong-daemon"
+    assert by_pid[web_pid][2].endswith("--role web") and by_pid[web_pid][1] == "soong-daemon"
+    enforcers = [p for p in processes if "--role enforcer" in p[3] or "soong_daemon.enforcer" in p[3]]
+    assert [p[0] for p in enforcers] == [enforcer_pid], enforcers  # the web server started no enforcer child
+    assert [p for p in processes if p[1] == web_pid], "the web server has no workers"
     status = rh.daemon_status()["enforcer"]
-    assert status["running"] and status["pid"] == main_pid, status
+    assert status["running"] and status["pid"] == enforcer_pid, status
 
 
 def test_daemon_venv_holds_its_pinned_requirements(full_boot):
