@@ -76,7 +76,7 @@ def test_every_soong_unit_is_up(full_boot):
 def _processes(rh) -> list[tuple[int, int, str, str]]:
     """(pid, parent pid, user, command line) of every process in the machine."""
     out = []
-    for line in rh.machine.run(["ps", "-eo", "pid=,ppid=,user=,args="], timeout=30).stdout.splitlines():
+    for line in rh.machine.run(["ps", "-eo", "pid=,ppid=,user:32=,args="], timeout=30).stdout.splitlines():
         pid, ppid, user, args = (line.split(None, 3) + [""])[:4]
         out.append((int(pid), int(ppid), user, args))
     return out
