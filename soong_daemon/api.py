@@ -5,11 +5,14 @@
 its file for every call (so a fixed key takes effect without a restart) and is
 never part of a message. Calls are spaced at least ``min_interval`` seconds
 apart (Lambda allows about one request per second), and a 429's
-``Retry-After`` is passed on to the caller.
+``Retry-After`` is passed on to the caller. Every answer's ``Date`` header is
+kept as the provider's clock (``clock_offset``), which settles clock skew
+(``soong_daemon.skew``).
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import threading
 import time
@@ -48,6 +51,8 @@ class LambdaApi:
         self._pace_lock = threading.Lock()
         self._last_call = -float("inf")
         self._retry_after: float | None = None
+        #: The provider's clock minus this machine's, from the latest answer with a Date header (None: none yet).
+        self.server_offset: float | None = None
 
     def _pace(self) -> None:
         with self._pace_lock:
@@ -63,17 +68,45 @@ class LambdaApi:
             raise ApiError(f"cannot read the API key: {exc}") from None
         headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
         self._pace()
+        sent = time.time()
         try:
             response = requests.request(method, self.base_url + path, json=body, headers=headers,
                                         timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise ApiError(f"{method} {path}: network error ({exc.__class__.__name__})") from None
+        self._note_server_time(response.headers.get("Date"), sent, time.time())
         self._retry_after = _seconds(response.headers.get("Retry-After"))
         try:
             payload = response.json()
         except ValueError:
             payload = None
         return response.status_code, payload
+
+    def _note_server_time(self, date: str | None, sent: float, received: float) -> None:
+        """Keep the provider's clock offset from an answer's ``Date`` (whole seconds, so it is stamped mid-second).
+
+        An origin server with a clock must send ``Date`` on every 2xx, 3xx and 4xx
+        answer (RFC 9110, section 6.6.1; RFC 2616 section 14.18 before it); its
+        format is an IMF-fixdate, which ``email.utils.parsedate_to_datetime`` reads.
+        """
+        if not date:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            return
+        if moment is None or moment.tzinfo is None:
+            return
+        self.server_offset = moment.timestamp() + 0.5 - (sent + received) / 2
+
+    def clock_offset(self) -> float | None:
+        """The provider's clock minus this machine's: from the latest answer, else from one ``GET /instances``."""
+        if self.server_offset is None:
+            try:
+                self.list_instances()
+            except ApiError:
+                pass  # an error answer carries a Date too; a network error leaves None
+        return self.server_offset
 
     def _error(self, method: str, path: str, status: int, payload: Any) -> ApiError:
         error = payload.get("error") if isinstance(payload, dict) else None

@@ -256,11 +256,12 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
 }
 
 
-def parse_config(data: Any, *, source: Path | None = None, now: datetime | None = None) -> DaemonConfig:
+def parse_config(data: Any, *, source: Path | None = None) -> DaemonConfig:
     """Validate a mapping (the parsed YAML) into a DaemonConfig; raise ConfigError naming the key.
 
-    ``now`` (when given) is used to refuse a ``launched_at`` in the future, which
-    would silently push the hard limit out.
+    A ``launched_at`` in the future is not refused: the laptop's clock may be
+    ahead of this one, and a refusal would leave nothing enforced. The daemon
+    clamps it to its own first start instead (see ``soong_daemon.skew``).
     """
     if data is None:
         data = {}
@@ -280,20 +281,18 @@ def parse_config(data: Any, *, source: Path | None = None, now: datetime | None 
             raw = default
         values[key] = check(key, raw)
     config = DaemonConfig(source_file=source, **values)
-    _check_together(config, now)
+    _check_together(config)
     return config
 
 
-def _check_together(config: DaemonConfig, now: datetime | None) -> None:
+def _check_together(config: DaemonConfig) -> None:
     if not config.instance_id and not config.instance_name:
         raise _fail("instance_id", "instance_id or instance_name must be set")
     if config.lease_hours > config.hard_limit_hours:
         raise _fail("lease_hours", f"must not exceed hard_limit_hours ({config.hard_limit_hours:g})")
-    if now is not None and (config.launched_at - now).total_seconds() > 600:
-        raise _fail("launched_at", "is in the future (check the clock or the value)")
 
 
-def load_config(path: str | os.PathLike, *, now: datetime | None = None) -> DaemonConfig:
+def load_config(path: str | os.PathLike) -> DaemonConfig:
     """Read and validate the YAML file at ``path``; raise ConfigError with a one-line reason."""
     path = Path(path)
     try:
@@ -306,4 +305,4 @@ def load_config(path: str | os.PathLike, *, now: datetime | None = None) -> Daem
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-    return parse_config(data, source=path.resolve(), now=now)
+    return parse_config(data, source=path.resolve())

@@ -1,13 +1,17 @@
 """The one enforcement loop: poll activity, apply the rules, warn, and terminate.
 
-Exactly one loop runs per state folder: the gunicorn master starts this module
-as a child process (``python -m soong_daemon.enforcer``) and restarts it if it
-dies, and the loop itself holds an exclusive lock on ``<state_dir>/enforcer.lock``
-for as long as it runs, so a second one (a stray process, a second daemon on the
-same folder) waits instead of enforcing twice. Every decision is recorded in the
-shared state before it is acted on, and acting on it again (after a crash or
-restart) is harmless: the shutdown is decided once, the termination is resumed
-until the API confirms it.
+Exactly one loop runs per state folder. On an instance it is its own systemd
+unit (``soong-daemon --role enforcer``, see ``soong_daemon.cli``), started
+before the web server and independent of it; where no systemd runs (the local
+sandbox, tests) the gunicorn master starts this module as a child process
+(``python -m soong_daemon.enforcer``) and restarts it if it dies. The loop holds
+an exclusive lock on ``<state_dir>/enforcer.lock`` for as long as it runs, so a
+second one (a stray process, a second daemon on the same folder) waits instead
+of enforcing twice. Every decision is recorded in the shared state before it is
+acted on, and acting on it again (after a crash or restart) is harmless: the
+shutdown is decided once, the termination is resumed until the API confirms it.
+A state that cannot be written (a full disk) never stops a decision: the
+enforcer then works from memory (``soong_daemon.keeper``).
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import threading
 import time
 from typing import Iterator
 
-from soong_daemon import operations, preflight, rules
+from soong_daemon import operations, preflight, rules, sdnotify, skew
 from soong_daemon.activity import UNKNOWN, poll_all
 from soong_daemon.api import ApiError
 from soong_daemon.bootlog import BootLog
 from soong_daemon.clock import iso
 from soong_daemon.components import Components, build_components
-from soong_daemon.config import ConfigError, load_config
+from soong_daemon.config import ConfigError, DaemonConfig, load_config
+from soong_daemon.keeper import StateKeeper
+from soong_daemon.secretfile import read_secret
 from soong_daemon.terminator import TerminationResult
 
 log = logging.getLogger("soong_daemon.enforcer")
@@ -38,6 +44,7 @@ log = logging.getLogger("soong_daemon.enforcer")
 ENFORCER_LOCK = "enforcer.lock"
 MAX_WARNINGS_KEPT = 50
 STATE_POLL_SECONDS = 1.0
+CLOCK_CHECK_SECONDS = 60.0
 
 _ADVICE = {
     rules.HARD_LIMIT: "the hard limit cannot be extended",
@@ -50,11 +57,14 @@ _ADVICE = {
 class Enforcer:
     """Applies the lease, idle and hard-limit rules to the shared state, and acts on them."""
 
-    def __init__(self, parts: Components) -> None:
+    def __init__(self, parts: Components, *, keeper: StateKeeper | None = None) -> None:
         self.parts = parts
         self.config = parts.config
+        self.keeper = keeper or StateKeeper(parts.store)
         self.boot_log = BootLog(parts.config.boot_log)
         self._reported_unknown: set[str] = set()
+        self._next_clock_check = 0.0
+        self._skew_reported = False
 
     # ------------------------------------------------------------ one check
 
@@ -65,42 +75,46 @@ class Enforcer:
         """
         parts = self.parts
         self._resolve_quietly()
-        state = parts.store.read()
+        self._settle_clock()
+        state = self.keeper.read()
         decided_before = bool(state.get("shutdown"))
         observations = [] if decided_before else poll_all(parts.activity_sources)
         gpu = None if decided_before else parts.gpu_probe()
         boot_phases = [] if decided_before else self.boot_log.summary()["phases"]
-        warning = None
-        verdict = None
-        stuck: list[str] = []
-        with parts.store.transaction() as state:
-            now = parts.clock.now()
-            state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
-            if not state.get("shutdown"):
-                operations.tighten_hard_limit(state, self.config)
-                if preflight.record_from_boot(state, self.config, boot_phases, now):
-                    log.error("the bootstrap's preflight failed: %s; this instance will be terminated in %g min",
-                              state["preflight"]["reason"], self.config.preflight_grace_minutes)
-                operations.record_observations(state, now, observations)
-                stuck = operations.long_unknown_sources(state, now, self.config.idle_timeout_minutes * 60)
-                state["gpu"] = gpu
-                verdict = rules.evaluate(now, operations.limits(state, self.config))
-                if verdict.shutdown:
-                    operations.decide_shutdown(state, now, verdict.reason, self._describe(verdict, now, state))
-                elif self._warning_due(state, now, verdict):
-                    warning = verdict
-            shutdown = state.get("shutdown")
-            termination = state.get("termination") or {}
-            instance_id = state.get("instance_id")
-        if warning is not None:
-            self._warn(warning, now, instance_id)
+        outcome = self.keeper.update(lambda state: self._decide(state, observations, gpu, boot_phases))
+        if outcome["warning"] is not None:
+            self._warn(outcome["warning"], outcome["now"], outcome["instance_id"])
+        stuck = outcome["stuck"]
         for name in set(stuck) - self._reported_unknown:
             log.warning("activity source %s has been unreadable for longer than the idle timeout; until it can be "
                         "read the idle shutdown is held (the lease and the hard limit still apply)", name)
         self._reported_unknown = set(stuck)
-        if shutdown and termination.get("outcome") != "verified":
-            self._carry_out(shutdown, instance_id)
-        return None if decided_before else verdict
+        shutdown = outcome["shutdown"]
+        if shutdown and (outcome["termination"] or {}).get("outcome") != "verified":
+            self._carry_out(shutdown, outcome["instance_id"])
+        return None if decided_before else outcome["verdict"]
+
+    def _decide(self, state: dict, observations: list, gpu: list | None, boot_phases: list) -> dict:
+        """Record this pass's observations in ``state`` and decide; what to do next, outside the state."""
+        now = self.parts.clock.now()
+        state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
+        warning = verdict = None
+        stuck: list[str] = []
+        if not state.get("shutdown"):
+            operations.tighten_hard_limit(state, self.config)
+            if preflight.record_from_boot(state, self.config, boot_phases, now):
+                log.error("the bootstrap's preflight failed: %s; this instance will be terminated in %g min",
+                          state["preflight"]["reason"], self.config.preflight_grace_minutes)
+            operations.record_observations(state, now, observations)
+            stuck = operations.long_unknown_sources(state, now, self.config.idle_timeout_minutes * 60)
+            state["gpu"] = gpu
+            verdict = rules.evaluate(now, operations.limits(state, self.config))
+            if verdict.shutdown:
+                operations.decide_shutdown(state, now, verdict.reason, self._describe(verdict, now, state))
+            elif self._warning_due(state, now, verdict):
+                warning = verdict
+        return {"now": now, "verdict": verdict, "warning": warning, "stuck": stuck, "shutdown": state.get("shutdown"),
+                "termination": state.get("termination"), "instance_id": state.get("instance_id")}
 
     def _warning_due(self, state: dict, now: float, verdict: rules.Verdict) -> bool:
         if not rules.warning_due(now, verdict, self.config.warn_minutes * 60):
@@ -137,14 +151,16 @@ class Enforcer:
 
     def _resolve_instance_id(self) -> str | None:
         """This instance's id: from the state, or looked up once by launch name and then persisted."""
-        current = self.parts.store.read().get("instance_id")
+        current = self.keeper.read().get("instance_id")
         if current or not self.config.instance_name:
             return current
         found = self.parts.api.find_instance_id(self.config.instance_name)  # ApiError propagates to the caller
         if found:
-            with self.parts.store.transaction() as state:
+            def keep(state: dict) -> str:
                 state["instance_id"] = state.get("instance_id") or found
-                found = state["instance_id"]
+                return state["instance_id"]
+
+            found = self.keeper.update(keep)
             log.info("this instance is %s (found by its launch name)", found)
         return found
 
@@ -154,12 +170,41 @@ class Enforcer:
         except ApiError as exc:
             log.warning("cannot look up this instance's id yet: %s", exc)
 
+    # ------------------------------------------------------------ clock skew
+
+    def _settle_clock(self) -> None:
+        """Settle a launch time clamped for clock skew with the provider's clock (see ``soong_daemon.skew``)."""
+        clock = self.keeper.read().get("clock") or {}
+        if clock.get("status") not in (skew.PENDING, skew.CLAMPED):
+            return
+        if not self._skew_reported and clock.get("skew_seconds", 0) > skew.SKEW_TOLERANCE_SECONDS:
+            log.warning(skew.describe(clock))
+            self._skew_reported = True
+        if clock.get("status") != skew.PENDING or time.monotonic() < self._next_clock_check:
+            return
+        self._next_clock_check = time.monotonic() + CLOCK_CHECK_SECONDS
+        offset = self.parts.api.clock_offset()
+        if offset is None:
+            log.warning("cannot read the provider's clock yet; the lease and the hard limit count from this "
+                        "daemon's first start until it can be read")
+            return
+        shift = self.keeper.update(lambda state: skew.apply_provider_offset(state, offset, self.config.hard_limit_hours))
+        if shift > 0:
+            log.warning("this machine's clock is %.0f s behind the provider's; the launch time, lease and hard limit "
+                        "were moved %.0f s earlier to match launched_at", offset, shift)
+        else:
+            log.info("this machine's clock agrees with the provider's (%+.0f s); launched_at was ahead, so the "
+                     "lease and the hard limit count from this daemon's first start", offset)
+
     # ------------------------------------------------------------ shutdown
 
     def _carry_out(self, shutdown: dict, instance_id: str | None) -> None:
-        with self.parts.store.transaction() as state:
+        def mark(state: dict) -> bool:
             announce = not state.get("final_notice_sent")
             state["final_notice_sent"] = True
+            return announce
+
+        announce = self.keeper.update(mark)
         if announce:
             self.parts.notifier.warn(
                 f"instance {instance_id or self.config.instance_name} is being terminated now "
@@ -168,13 +213,15 @@ class Enforcer:
         self.parts.terminator.terminate(self._resolve_instance_id, self._record_progress)
 
     def _record_progress(self, result: TerminationResult) -> None:
-        with self.parts.store.transaction() as state:
+        def record(state: dict) -> None:
             state["termination"] = {
                 "outcome": result.outcome, "attempts": result.attempts, "last_error": result.last_error,
                 "instance_status": result.instance_status, "powered_off": result.powered_off,
                 "updated_at": self.parts.clock.now(),
             }
             state["enforcer"] = {"pid": os.getpid(), "heartbeat": time.time()}
+
+        self.keeper.update(record)
 
     # ------------------------------------------------------------ the loop
 
@@ -192,6 +239,8 @@ class Enforcer:
 
     def _next_wait(self, verdict: rules.Verdict | None) -> float:
         interval = self.config.check_interval_seconds
+        if self.keeper.unsaved:  # try the file again soon
+            interval = min(interval, self.keeper.retry_seconds)
         if verdict is None or verdict.shutdown:
             return interval
         until_next = self.parts.clock.real_seconds(max(0.0, verdict.next_at - self.parts.clock.now()))
@@ -206,7 +255,7 @@ class Enforcer:
                 return
             stop.wait(min(STATE_POLL_SECONDS, remaining))
             try:
-                state = self.parts.store.read()
+                state = self.keeper.read()
             except Exception:
                 continue
             if state.get("shutdown") and (state.get("termination") or {}).get("outcome") != "verified":
@@ -215,8 +264,19 @@ class Enforcer:
 
 @contextlib.contextmanager
 def exclusive(state_dir: os.PathLike, stop: threading.Event) -> Iterator[bool]:
-    """Hold ``<state_dir>/enforcer.lock``; wait while another enforcer holds it. Yields False if stopped first."""
-    fd = os.open(os.path.join(state_dir, ENFORCER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Hold ``<state_dir>/enforcer.lock``; wait while another enforcer holds it. Yields False if stopped first.
+
+    A lock file that cannot be created (a full disk on the very first start) is
+    logged and enforcement goes ahead without it: two enforcers at once are
+    harmless (decisions are recorded once, a terminate is repeated), none is not.
+    """
+    try:
+        fd = os.open(os.path.join(state_dir, ENFORCER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.error("cannot open %s (%s); enforcing without the lock that keeps a second enforcer waiting",
+                  ENFORCER_LOCK, exc.strerror or exc)
+        yield True
+        return
     try:
         waited = False
         while True:
@@ -230,8 +290,9 @@ def exclusive(state_dir: os.PathLike, stop: threading.Event) -> Iterator[bool]:
                 if stop.wait(1.0):
                     yield False
                     return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # the pid is for people; a full disk must not stop the enforcer
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         yield True
     finally:
         os.close(fd)
@@ -255,8 +316,31 @@ def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def enforce(config: DaemonConfig, *, parent_pid: int | None = None) -> int:
+    """Run the enforcement loop in this process until SIGTERM or SIGINT (or, with ``parent_pid``, that parent's end).
+
+    Tells systemd it is ready (``sdnotify``) once it holds the enforcer lock,
+    before its first check, which may block for as long as a termination takes.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if parent_pid is not None:
+        _die_with_parent(parent_pid, stop)
+    try:
+        read_secret(config.api_key_file, "api_key_file")
+    except ConfigError as exc:  # enforce anyway: the key is read again for every call, and may come later
+        log.error("%s; enforcing anyway, but terminating through the API fails until the key is readable", exc)
+    parts = build_components(config, stop=stop)
+    with exclusive(config.state_dir, stop) as acquired:
+        if acquired:
+            sdnotify.notify("READY=1\nSTATUS=enforcing the lease, idle timeout and hard limit")
+            Enforcer(parts).run(stop)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the enforcer process (started by the gunicorn master, not by hand)."""
+    """Entry point of the enforcer child the gunicorn master starts in the embedded mode (not run by hand)."""
     parser = argparse.ArgumentParser(prog="soong-daemon-enforcer")
     parser.add_argument("--config", required=True)
     parser.add_argument("--parent-pid", type=int, default=None)
@@ -268,16 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"soong-daemon enforcer: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if args.parent_pid is not None:
-        _die_with_parent(args.parent_pid, stop)
-    parts = build_components(config, stop=stop)
-    with exclusive(config.state_dir, stop) as acquired:
-        if acquired:
-            Enforcer(parts).run(stop)
-    return 0
+    return enforce(config, parent_pid=args.parent_pid)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""gunicorn, embedded: the web workers plus the one enforcer process the master supervises.
+"""gunicorn, embedded: the web workers, plus (role ``all``) the one enforcer process the master supervises.
 
 The master (``DaemonArbiter``) runs the web workers (sync workers: each request
 is short and gthread keep-alive would pin connections to one worker; each
 connection must deliver its request within ``request_timeout_seconds``, see
-``soong_daemon.worker``) and starts
-``python -m soong_daemon.enforcer`` as a child, restarting it whenever it dies.
-The enforcer stops with the master. gunicorn's control socket is off unless
-``control_socket`` names a path, so two daemons on one machine never collide.
+``soong_daemon.worker``). In the embedded mode (``soong-daemon --role all``,
+where no systemd runs) it also starts ``python -m soong_daemon.enforcer`` as a
+child, restarting it whenever it dies; that enforcer stops with the master. On
+an instance the web server runs with ``--role web`` and starts no enforcer: the
+enforcer is its own unit (see ``soong_daemon.cli``). gunicorn's control socket
+is off unless ``control_socket`` names a path, so two daemons on one machine
+never collide.
 """
 
 from __future__ import annotations
@@ -103,17 +106,19 @@ class EnforcerProcess:
 
 
 class DaemonArbiter(Arbiter):
-    """gunicorn's master, also keeping the enforcer process alive."""
+    """gunicorn's master, also keeping the enforcer process alive (when it has one to keep)."""
 
     def reap_workers(self) -> None:
         """Reap the enforcer by its pid first (keeping its status), then the workers as gunicorn does."""
-        self.app.enforcer_process.reap()
+        if self.app.enforcer_process is not None:
+            self.app.enforcer_process.reap()
         super().reap_workers()
 
     def manage_workers(self) -> None:
         """Keep the web workers and the enforcer running."""
         super().manage_workers()
-        self.app.enforcer_process.ensure()
+        if self.app.enforcer_process is not None:
+            self.app.enforcer_process.ensure()
 
 
 def gunicorn_settings(config: DaemonConfig) -> dict[str, Any]:
@@ -139,15 +144,19 @@ def gunicorn_settings(config: DaemonConfig) -> dict[str, Any]:
 
 
 def _on_exit(server: Arbiter) -> None:
-    server.app.enforcer_process.stop()
+    if server.app.enforcer_process is not None:
+        server.app.enforcer_process.stop()
 
 
 class DaemonApplication(BaseApplication):
-    """The daemon as an embedded gunicorn application (no gunicorn command line involved)."""
+    """The daemon as an embedded gunicorn application (no gunicorn command line involved).
 
-    def __init__(self, config: DaemonConfig, config_path: str) -> None:
+    ``with_enforcer`` False (``--role web``) serves the API only; the enforcer then runs elsewhere.
+    """
+
+    def __init__(self, config: DaemonConfig, config_path: str, *, with_enforcer: bool = True) -> None:
         self.daemon_config = config
-        self.enforcer_process = EnforcerProcess(config_path)
+        self.enforcer_process = EnforcerProcess(config_path) if with_enforcer else None
         super().__init__(usage=None, prog="soong-daemon")
 
     def load_config(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from soong_daemon.config import DaemonConfig
+from soong_daemon.skew import first_launch
 
 log = logging.getLogger("soong_daemon.state")
 
@@ -37,9 +38,22 @@ class _Corrupt(Exception):
     """The state file exists but cannot be understood."""
 
 
+class StateWriteError(OSError):
+    """The state folder cannot be written (a full disk, a read-only or failing file system)."""
+
+
+def _write_error(path: Path, exc: OSError) -> StateWriteError:
+    return StateWriteError(exc.errno, f"{path}: {exc.strerror or exc}")
+
+
 def initial_state(config: DaemonConfig, now: float) -> State:
-    """The state of a daemon that has never run on this machine before."""
-    launched = config.launched_at_epoch
+    """The state of a daemon that has never run on this machine before.
+
+    ``now`` is this machine's clock at the first start: the lease and the hard
+    limit count from the launch time ``skew.first_launch`` derives from the
+    config's ``launched_at`` and it (never later than ``now``).
+    """
+    launched, clock = first_launch(config.launched_at_epoch, now, provider_check=config.time_scale == 1)
     hard_limit_at = launched + config.hard_limit_hours * 3600
     lease_end = min(launched + config.lease_hours * 3600, hard_limit_at)
     return {
@@ -47,6 +61,7 @@ def initial_state(config: DaemonConfig, now: float) -> State:
         "instance_id": config.instance_id or None,
         "launched_at": launched,
         "created_at": now,
+        "clock": clock,
         "hard_limit_at": hard_limit_at,
         "lease_start": launched,
         "initial_lease_end": lease_end,
@@ -106,6 +121,27 @@ class StateStore:
         self._cache_key, self._cache = key, state
         return state
 
+    def peek(self) -> State | None:
+        """The state on disk, never creating or repairing it: None when there is none or it cannot be read."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if key == self._cache_key and self._cache is not None:
+            return self._cache
+        try:
+            state = self._load_file()
+        except (_Corrupt, OSError):
+            return None
+        if state is not None:
+            self._cache_key, self._cache = key, state
+        return state
+
+    def initial(self) -> State:
+        """The state a first start builds (from the configuration and the clock)."""
+        return self._factory()
+
     def _load_file(self) -> State | None:
         """The state on disk; None if there is no file; _Corrupt if it cannot be understood."""
         try:
@@ -125,8 +161,11 @@ class StateStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the exclusive state lock (blocks until the holder lets go)."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """Hold the exclusive state lock (blocks until the holder lets go); StateWriteError if it cannot be made."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _write_error(self.lock_path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -138,13 +177,18 @@ class StateStore:
         """Yield the state under the lock; write it back atomically if it was changed.
 
         Keep the body short and never do network I/O inside it: every worker
-        waits for the lock.
+        waits for the lock. A state folder that cannot be used raises
+        StateWriteError (an OSError): before the body when the lock or the file
+        cannot be opened, after it when the change cannot be written (the file
+        is then left as it was).
         """
         with self.locked():
             try:
                 state = self._load_file()
             except _Corrupt:
                 state = self._recover()
+            except OSError as exc:
+                raise _write_error(self.path, exc) from None
             before = None if state is None else json.dumps(state, sort_keys=True)
             if state is None:
                 state = self._factory()
@@ -154,11 +198,20 @@ class StateStore:
 
     def _recover(self) -> None:
         aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
-        os.replace(self.path, aside)
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
         log.critical("state file %s was unreadable; kept it as %s and rebuilt the state from the config "
                          "(granted extensions are lost, so the lease can only have become shorter)", self.path, aside)
 
     def _write(self, state: State) -> None:
+        try:
+            self._write_file(state)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
+
+    def _write_file(self, state: State) -> None:
         raw = json.dumps(state, sort_keys=True, separators=(",", ":")).encode("utf-8")
         fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.state_dir)
         try:

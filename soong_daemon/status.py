@@ -42,6 +42,18 @@ def enforcer_summary(state: State, config: DaemonConfig, real_now: float) -> dic
             "seconds_since_check": round(age, 1)}
 
 
+def _clock_part(state: State) -> dict[str, Any] | None:
+    """How the launch time was fixed on this machine's clock at the first start (see ``soong_daemon.skew``)."""
+    clock = state.get("clock")
+    if not clock:
+        return None
+    offset = clock.get("provider_offset_seconds")
+    return {"status": clock.get("status"), "config_launched_at": _iso_or_none(clock.get("config_launched_at")),
+            "first_start": _iso_or_none(clock.get("first_start")),
+            "skew_seconds": round(float(clock.get("skew_seconds", 0.0)), 1),
+            "provider_offset_seconds": None if offset is None else round(float(offset), 1)}
+
+
 def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dict[str, Any]:
     """Everything in the status that changes only when the state file or the boot log does."""
     limits = operations.limits(state, config)
@@ -85,6 +97,7 @@ def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dic
         "preflight": preflight.status_part(state, config, boot),
         "gpu": state.get("gpu"),
         "enforcer": None,
+        "clock": _clock_part(state),
         "time_scale": config.time_scale,
         "version": __version__,
     }

@@ -35,8 +35,9 @@ USER_DATA_LIMIT = 1_000_000
 BOOT_LOG = "/var/log/soong-boot.log"
 #: Phase names written to the boot log, in their usual order (a failure logs ``<part>-failed``,
 #: for example ``preflight-failed``).
-BOOT_PHASES = ("userdata-private", "metadata-closed", "metadata-open", "daemon-up", "preflight-ok", "fs-mounted",
-               "fs-missing", "fs-refused", "sglang-installing", "sglang-loading", "sglang-ready", "n8n-ready")
+BOOT_PHASES = ("userdata-private", "metadata-closed", "metadata-open", "enforcer-up", "daemon-up", "preflight-ok",
+               "fs-mounted", "fs-missing", "fs-refused", "sglang-installing", "sglang-loading", "sglang-ready",
+               "n8n-ready")
 
 #: Where the status daemon's config and secret files live on the instance.
 DAEMON_USER = "soong-daemon"

@@ -286,7 +286,7 @@ def test_unit_files_pass_systemd_analyze(host, make_plan, tmp_path):
     for path, entry in write_files(build_user_data(host, make_plan("llama-3.1-70b-awq"))).items():
         if path.startswith("/etc/systemd/system/"):
             (tmp_path / path.rsplit("/", 1)[-1]).write_text(entry["content"])
-    assert len(list(tmp_path.glob("*.service"))) == 6
+    assert len(list(tmp_path.glob("*.service"))) == 7
     assert _verify_units(tmp_path) == []
     unit = tmp_path / "soong-daemon.service"
     unit.write_text(unit.read_text().replace("Restart=always", "Restrat=always"))

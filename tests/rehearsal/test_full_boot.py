@@ -15,8 +15,9 @@ from soong.core.bootstrap import cloud_config_of, split_user_data
 
 pytestmark = pytest.mark.rehearsal
 
-SOONG_UNITS = ("soong-daemon", "soong-fs", "soong-sglang-install", "soong-sglang", "soong-n8n-install", "soong-n8n")
-RUNNING = ("soong-daemon", "soong-sglang", "soong-n8n")
+SOONG_UNITS = ("soong-enforcer", "soong-daemon", "soong-fs", "soong-sglang-install", "soong-sglang",
+               "soong-n8n-install", "soong-n8n")
+RUNNING = ("soong-enforcer", "soong-daemon", "soong-sglang", "soong-n8n")
 
 
 def _wait_activity(rh, name: str, before: int, timeout: float = 90.0) -> dict:
@@ -72,6 +73,34 @@ def test_every_soong_unit_is_up(full_boot):
     assert "soong-" not in failed, failed
 
 
+def _processes(rh) -> list[tuple[int, int, str, str]]:
+    """(pid, parent pid, user, command line) of every process in the machine."""
+    out = []
+    for line in rh.machine.run(["ps", "-eo", "pid=,ppid=,user:32=,args="], timeout=30).stdout.splitlines():
+        pid, ppid, user, args = (line.split(None, 3) + [""])[:4]
+        out.append((int(pid), int(ppid), user, args))
+    return out
+
+
+def _main_pid(rh, unit: str) -> int:
+    return int(rh.machine.run(["systemctl", "show", "-p", "MainPID", "--value", f"{unit}.service"],
+                              timeout=30).stdout.strip())
+
+
+def test_the_enforcer_is_its_own_unit_and_the_web_server_starts_none(full_boot):
+    rh = full_boot
+    processes = _processes(rh)
+    enforcer_pid, web_pid = _main_pid(rh, "soong-enforcer"), _main_pid(rh, "soong-daemon")
+    by_pid = {pid: (ppid, user, args) for pid, ppid, user, args in processes}
+    assert by_pid[enforcer_pid][2].endswith("--role enforcer") and by_pid[enforcer_pid][1] == "soong-daemon"
+    assert by_pid[web_pid][2].endswith("--role web") and by_pid[web_pid][1] == "soong-daemon"
+    enforcers = [p for p in processes if "--role enforcer" in p[3] or "soong_daemon.enforcer" in p[3]]
+    assert [p[0] for p in enforcers] == [enforcer_pid], enforcers  # the web server started no enforcer child
+    assert [p for p in processes if p[1] == web_pid], "the web server has no workers"
+    status = rh.daemon_status()["enforcer"]
+    assert status["running"] and status["pid"] == enforcer_pid, status
+
+
 def test_daemon_venv_holds_its_pinned_requirements(full_boot):
     from soong.plugins.sglang.userdata import DAEMON_PINS
 
@@ -85,9 +114,10 @@ def test_boot_log_phases_in_order(full_boot):
     rh = full_boot
     names = [phase for _, phase, _ in rh.boot_log()]
     assert not [n for n in names if n.endswith("-failed") or n == "fs-missing"], rh.diagnostics()
-    for phase in ("daemon-up", "preflight-ok", "fs-mounted", "sglang-loading", "sglang-ready", "n8n-ready"):
+    for phase in ("enforcer-up", "daemon-up", "preflight-ok", "fs-mounted", "sglang-loading", "sglang-ready",
+                  "n8n-ready"):
         assert phase in names, f"no {phase} in the boot log: {names}"
-    assert names.index("daemon-up") < names.index("preflight-ok") < names.index("fs-mounted")
+    assert names.index("enforcer-up") < names.index("daemon-up") < names.index("preflight-ok") < names.index("fs-mounted")
     assert names.index("preflight-ok") < names.index("sglang-loading") < names.index("sglang-ready")
     assert rh.phases["fs-mounted"].message == f"/lambda/nfs/{rh.options.filesystem_name}"
 

@@ -133,6 +133,10 @@ exec "$@"
 INSTALL_DAEMON_SH = r"""#!/bin/bash
 # soong: install and start the status daemon first, on its own. It depends on
 # nothing else that boots here: not on the file system, SGLang or n8n.
+# Two units: the enforcer (lease, idle timeout, hard limit) starts first and runs
+# whatever happens to the web server; the web server (the API the CLI talks to)
+# after it. systemctl start waits for a Type=notify unit's READY=1 (systemd.service(5)),
+# which the enforcer sends once it holds its lock.
 set -euo pipefail
 trap '/usr/local/lib/soong/bootlog daemon-failed "daemon install failed at line $LINENO; see /var/log/cloud-init-output.log"' ERR
 root=/opt/soong/daemon
@@ -147,7 +151,15 @@ purelib=$("$root/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path
 printf '%s\n' "$root/src" > "$purelib/soong-daemon-src.pth"
 "$root/venv/bin/python" -c 'import soong_daemon'
 systemctl daemon-reload
-systemctl enable --now soong-daemon.service
+trap - ERR
+enforcing=0
+if systemctl enable --now soong-enforcer.service && systemctl is-active --quiet soong-enforcer.service; then
+  enforcing=1
+  /usr/local/lib/soong/bootlog enforcer-up "the enforcer runs (soong-enforcer.service): lease, idle timeout and hard limit"
+else
+  /usr/local/lib/soong/bootlog enforcer-failed "soong-enforcer.service did not start; systemd keeps retrying; see journalctl -u soong-enforcer"
+fi
+systemctl enable --now soong-daemon.service || true
 for _ in $(seq 1 60); do
   code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' @HEALTH_URL@ || true)
   if [ "$code" != 000 ] && systemctl is-active --quiet soong-daemon.service; then
@@ -156,7 +168,12 @@ for _ in $(seq 1 60); do
   fi
   sleep 1
 done
-/usr/local/lib/soong/bootlog daemon-failed "soong-daemon.service does not answer on @BIND@; see journalctl -u soong-daemon"
+if [ "$enforcing" = 1 ]; then
+  also="; the enforcer runs regardless"
+else
+  also=""
+fi
+/usr/local/lib/soong/bootlog daemon-failed "soong-daemon.service does not answer on @BIND@$also; see journalctl -u soong-daemon"
 exit 1
 """
 
@@ -233,10 +250,12 @@ systemctl enable @UNITS@
 systemctl start --no-block @START@
 """.replace("@@MARKER@@", PREFLIGHT_FAILED_MARKER)
 
+#: The web server. It and the enforcer (ENFORCER_UNIT) run as the same user with the same hardening
+#: (tests/models/test_enforcer_unit.py checks that the two stay alike).
 DAEMON_UNIT = """[Unit]
-Description=soong status daemon (lease, idle and hard-limit guard)
-After=network-online.target
-Wants=network-online.target
+Description=soong status daemon: the API the CLI talks to (the enforcer runs in soong-enforcer.service)
+After=network-online.target soong-enforcer.service
+Wants=network-online.target soong-enforcer.service
 StartLimitIntervalSec=0
 
 [Service]
@@ -244,9 +263,37 @@ Type=simple
 User=@USER@
 Group=@USER@
 Environment=HOME=@STATE_DIR@
-ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@
+ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@ --role web
 Restart=always
 RestartSec=5
+StateDirectory=soong-daemon
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+#: The enforcer on its own: nothing it needs comes from the web server, so a taken port or a crashing web
+#: server never stops it. Type=notify: it sends READY=1 once it holds the enforcer lock (soong_daemon.sdnotify).
+ENFORCER_UNIT = """[Unit]
+Description=soong enforcer: terminates this instance at the lease end, idle timeout or hard limit
+After=network-online.target
+Wants=network-online.target
+Before=soong-daemon.service
+StartLimitIntervalSec=0
+
+[Service]
+Type=notify
+User=@USER@
+Group=@USER@
+Environment=HOME=@STATE_DIR@
+ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@ --role enforcer
+Restart=always
+RestartSec=2
+TimeoutStartSec=60
 StateDirectory=soong-daemon
 StateDirectoryMode=0700
 NoNewPrivileges=yes

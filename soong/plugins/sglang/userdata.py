@@ -3,7 +3,8 @@
 Each part is a cloud-config contribution (the files it needs: scripts, systemd
 units, config and 0600 secret files) plus a short shell part that enables and
 starts its units. Order of independence: the daemon (10) is installed and
-started first and depends on nothing else; the preflight (15, with SGLang only:
+started first and depends on nothing else (its enforcer unit before its web
+server, which it does not need either); the preflight (15, with SGLang only:
 :mod:`soong.plugins.sglang.preflight_part`) checks the machine and, when it fails,
 stops the parts after it from starting anything; the file system (20), SGLang (30) and
 n8n (40) are started without waiting (``systemctl start --no-block``), so a slow
@@ -37,6 +38,7 @@ from soong.core.bootstrap import (
     UserDataError,
     UserDataPart,
 )
+from soong.core.errors import EXIT_CONFIG
 from soong.plugins.sglang import fs_setup, n8n_owner, scripts
 from soong.plugins.sglang.platform import SGLANG_PINS, SGLANG_VERSION
 
@@ -152,13 +154,39 @@ def system_user_command(name: str, home: str) -> list[str]:
                         f"--no-create-home --shell /usr/sbin/nologin {name}"]
 
 
+class DaemonConfigRefused(UserDataError):
+    """The status daemon's own validator refuses the config this launch would give it (exit code 3, configuration)."""
+
+    exit_code = EXIT_CONFIG
+
+
+def checked_daemon_config(plan: LaunchPlan) -> dict:
+    """``daemon_config(plan)``, checked with the daemon's own validator; DaemonConfigRefused with its one-line reason.
+
+    A config the daemon would refuse at boot leaves the instance with nothing
+    enforcing its lease, so it must stop ``soong user-data`` and ``soong start``
+    before anything is launched.
+    """
+    from soong_daemon.config import ConfigError, parse_config
+
+    config = daemon_config(plan)
+    try:
+        parse_config(config)
+    except ConfigError as exc:
+        raise DaemonConfigRefused(f"the status daemon would refuse its configuration, so nothing would end the "
+                                  f"instance; nothing was launched: {exc}") from None
+    return config
+
+
 def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
-    """The status daemon: system user, venv with pinned deps, 0600 config and secrets, unit, start."""
+    """The status daemon: system user, venv with pinned deps, 0600 config and secrets, two units, start."""
     import yaml
 
     owner = f"{DAEMON_USER}:{DAEMON_USER}"
-    config_text = "# soong status daemon; written at launch\n" + yaml.safe_dump(daemon_config(plan), sort_keys=False)
-    unit = scripts.fill(scripts.DAEMON_UNIT, USER=DAEMON_USER, STATE_DIR=DAEMON_STATE_DIR, CONFIG=DAEMON_CONFIG_PATH)
+    config_text = "# soong status daemon; written at launch\n" + yaml.safe_dump(checked_daemon_config(plan), sort_keys=False)
+    names = {"USER": DAEMON_USER, "STATE_DIR": DAEMON_STATE_DIR, "CONFIG": DAEMON_CONFIG_PATH}
+    unit = scripts.fill(scripts.DAEMON_UNIT, **names)
+    enforcer_unit = scripts.fill(scripts.ENFORCER_UNIT, **names)
     archive = base64.b64encode(daemon_source_archive()).decode("ascii")
     cloud = {
         # every service user exists before write_files runs (cloud-init's write_files module comes after bootcmd)
@@ -171,6 +199,7 @@ def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
             _secret_file(DAEMON_API_KEY_PATH, plan.secrets.lambda_api_key, owner),
             {"path": _DAEMON_ARCHIVE, "content": archive, "encoding": "b64", "owner": "root:root", "permissions": "0644"},
             _file("/opt/soong/daemon/bin/soong-daemon", scripts.daemon_launcher(daemon_entry_point()), "0755"),
+            _file("/etc/systemd/system/soong-enforcer.service", enforcer_unit),
             _file("/etc/systemd/system/soong-daemon.service", unit),
         ],
     }
