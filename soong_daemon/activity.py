@@ -20,9 +20,25 @@ to the state by the web workers, not polled here.
   of the last API, editor or webhook request) moved. A page without
   ``n8n_last_activity`` is unknown (see :class:`N8nSource`).
 * SSH: active while an SSH session runs a shell or command (an ``sshd: user@...``
-  process with children; a bare ``ssh -N`` tunnel has none) or while a TCP
-  connection to one of ``forwarded_ports`` is established (forwarded through
-  the tunnel, or direct).
+  process with children; a bare ``ssh -N`` tunnel has none), or while a TCP
+  connection to one of ``forwarded_ports`` is established (none by default).
+
+Probes are not use. A connection to SGLang's or n8n's port says nothing about who
+made it: the CLI's readiness and status checks of ``/health`` through the tunnel,
+the bootstrap's ``wait-http``, this daemon's own ``/metrics`` reads and an idle
+browser tab all hold one, so the daemon no longer counts them by default
+(``forwarded_ports: []``) and takes the services' own counters instead, which leave
+probes out. In SGLang 0.5.23 (sglang/srt/entrypoints/http_server.py,
+``health_generate``) both ``/health`` and ``/health_generate`` send a one-token
+request with ``log_metrics=False``, and ``TokenizerManager`` counts a finished
+request into ``sglang:num_requests_total``, ``prompt_tokens_total`` and
+``generation_tokens_total`` only when ``state.obj.log_metrics``
+(sglang/srt/managers/tokenizer_manager.py, ``collect_metrics``); the scheduler skips
+batches of health checks in its step counters (``_record_step_counters``,
+sglang/srt/managers/scheduler.py); ``/metrics`` and ``/v1/models`` count nothing.
+n8n 2.41.1 moves ``n8n_last_activity`` only for requests under ``/api/``, ``/rest/``,
+``/webhook*/`` and ``/form*/`` (dist/metrics/prometheus/route-metrics.service.js), so
+``/healthz`` and ``/metrics`` leave it alone.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "boot_log": (_absolute_path, "/var/log/soong-boot.log"),
     "time_scale": (_number(1, 1_000_000), 1.0),
     "control_socket": (_control_socket, ""),
-    "forwarded_ports": (_ports, [8000, 5678]),
+    "forwarded_ports": (_ports, []),  # opt-in: probes hold such connections too (soong_daemon/activity.py)
     "poweroff_command": (_command, ["systemctl", "poweroff"]),
     "poweroff_after_minutes": (_number(0, 10080), 60.0),
     "wall": (_boolean, True),

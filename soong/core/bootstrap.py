@@ -35,7 +35,9 @@ USER_DATA_LIMIT = 1_000_000
 BOOT_LOG = "/var/log/soong-boot.log"
 #: Phase names written to the boot log, in their usual order (a failure logs ``<part>-failed``,
 #: for example ``preflight-failed``).
-BOOT_PHASES = ("enforcer-up", "daemon-up", "preflight-ok", "fs-mounted", "fs-missing", "sglang-installing", "sglang-loading", "sglang-ready", "n8n-ready")
+BOOT_PHASES = ("userdata-private", "metadata-closed", "metadata-open", "enforcer-up", "daemon-up", "preflight-ok",
+               "fs-mounted", "fs-missing", "fs-refused", "sglang-installing", "sglang-loading", "sglang-ready",
+               "n8n-ready")
 
 #: Where the status daemon's config and secret files live on the instance.
 DAEMON_USER = "soong-daemon"
@@ -119,6 +121,8 @@ class LaunchPlan:
     mem_fraction_static: float = MEM_FRACTION_STATIC
     login_user: str = "ubuntu"
     fs_wait_seconds: int = 300
+    #: Whether SGLang and n8n source ``secrets/env.sh`` from the persistent file system (``services.source_env_sh``).
+    source_env_sh: bool = False
     #: Minutes the daemon waits after a failed preflight before it terminates the instance
     #: (time to log in and look).
     preflight_grace_minutes: float = 10.0
@@ -160,6 +164,7 @@ class LaunchPlan:
             "daemon_port": config.get("status_daemon.port"),
             "provider_api_url": config.get("lambda.api_url"),
             "services": {"sglang": config.get("services.sglang"), "n8n": config.get("services.n8n")},
+            "source_env_sh": config.get("services.source_env_sh"),
             "login_user": config.get("ssh.user"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -190,6 +190,7 @@ KEYS: tuple[Key, ...] = (
     Key("huggingface.check_gated", "bool", True, "Before launching, ask the Hub whether the model is gated and hf_token may download it."),
     Key("services.sglang", "bool", True, "Run SGLang on the instance."),
     Key("services.n8n", "bool", True, "Run n8n on the instance."),
+    Key("services.source_env_sh", "bool", False, "Source secrets/env.sh from the persistent file system into SGLang's and n8n's environment (as their own users). Off by default: anyone who can write the file system controls that file; see docs/security.md."),
     Key("secrets.backend", "str", "keyring", "Where secrets live: keyring, or file (0600 plaintext, opt-in).", choices=("keyring", "file")),
     Key("budget.monthly_usd", "float", None, "Monthly spend cap checked by start.", nullable=True, minimum=0),
     Key("budget.max_hourly_usd", "float", None, "Highest hourly price start accepts.", nullable=True, minimum=0),

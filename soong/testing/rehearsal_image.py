@@ -27,9 +27,13 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 #: Debian packages on top of ``--variant=minbase``. python3-cffi-backend: cloud-init's
 #: dependencies do not configure without it in a minbase root. g++ and make: Lambda Stack
-#: images carry a compiler, and npm packages fall back to building from source with it.
+#: images carry a compiler, and npm packages fall back to building from source with it. nftables and
+#: iptables: the metadata firewall (soong.plugins.sglang.hardening) uses nft where the image has it and
+#: iptables otherwise; Debian's nftables is Priority: important, so a full Debian install has it, but
+#: --variant=minbase installs only Priority: required (debootstrap(8)).
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "cloud-init", "python3", "python3-venv", "python3-cffi-backend",
-            "openssh-server", "curl", "sudo", "ca-certificates", "iproute2", "procps", "g++", "make")
+            "openssh-server", "curl", "sudo", "ca-certificates", "iproute2", "procps", "g++", "make",
+            "nftables", "iptables")
 #: The model stand-in's dependencies (the daemon's pins of the same packages).
 STANDIN_PINS = ("falcon==4.4.0", "gunicorn==27.0.1")
 LOGIN_USER = "ubuntu"

@@ -60,8 +60,11 @@ class Machine:
 
     def boot(self) -> None:
         """Start ``systemd-nspawn -b`` on the copy; returns at once."""
+        # The machine shares the host's network: without CAP_NET_ADMIN (nspawn keeps it only with
+        # --private-network; dropped here all the same) nothing in it can change the host's firewall.
         command = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot", "-D", str(self.root),
-                   f"--machine={self.name}", "--console=passive", "--resolv-conf=copy-host", "--timezone=off"]
+                   f"--machine={self.name}", "--console=passive", "--resolv-conf=copy-host", "--timezone=off",
+                   "--drop-capability=CAP_NET_ADMIN"]
         for host, guest in self.binds:
             command.append(f"--bind={host}:{guest}")
         with open(self.console, "ab") as console:

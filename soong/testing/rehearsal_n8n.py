@@ -78,6 +78,7 @@ def build_sqlite3(rh: Any, cache: Path) -> str:
     if cached.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, target)
+        _readable(rh)
         return f"sqlite3 {version} from the cache"
     wheel = _wheel_dir(rh)
     gyp = f"{wheel}/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
@@ -87,7 +88,13 @@ def build_sqlite3(rh: Any, cache: Path) -> str:
         raise RehearsalError(f"building sqlite3 {version} in the machine failed:\n{(done.stdout + done.stderr)[-2000:]}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(target, cached)
+    _readable(rh)
     return f"sqlite3 {version} built from source"
+
+
+def _readable(rh: Any) -> None:
+    """The build is root's; n8n runs as its own user, so whatever this process's umask, others may read it."""
+    rh.machine.run(["chmod", "-R", "a+rX", f"{SQLITE3}/build"], timeout=60, check=True)
 
 
 def finish_install(rh: Any, cache: Path) -> str:
@@ -98,10 +105,10 @@ def finish_install(rh: Any, cache: Path) -> str:
 
 
 def n8n_cli(rh: Any, *args: str, timeout: float = 180.0) -> Any:
-    """Run n8n's CLI in the machine as the login user, with the folders the boot chose."""
-    from soong.testing.rehearsal_image import LOGIN_USER
+    """Run n8n's CLI in the machine as n8n's own user (it owns n8n's folder), with the folders the boot chose."""
+    from soong.core.bootstrap import N8N_USER
 
-    return rh.machine.run(["runuser", "-u", LOGIN_USER, "--", "/usr/local/lib/soong/with-user-env", "env",
+    return rh.machine.run(["runuser", "-u", N8N_USER, "--", "/usr/local/lib/soong/with-user-env", "env",
                            f"PATH={NODE_VENV}/bin:/usr/bin:/bin", "N8N_DIAGNOSTICS_ENABLED=false",
                            f"{APP}/node_modules/.bin/n8n", *args], timeout=timeout)
 

@@ -138,7 +138,7 @@ def install_sglang_standin(root: Path, version: str) -> None:
     (sglang / "__init__.py").write_text(f'"""SGLang stand-in (soong boot rehearsal)."""\n__version__ = "{version}"\n')
     (sglang / "launch_server.py").write_text(_LAUNCH_SERVER)
     (sglang_root / f".installed-{version}").write_text("")
-    # The service runs as the login user: whatever this process's umask, the stand-in must be
+    # The service runs as its own user: whatever this process's umask, the stand-in must be
     # readable to it, as pip leaves an installed package (0755 folders, 0644 files).
     for top in (site / "soong", sglang, sglang_root / f".installed-{version}"):
         for path in (top, *top.rglob("*")) if top.is_dir() else (top,):

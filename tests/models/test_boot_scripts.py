@@ -57,39 +57,47 @@ def test_bootlog_appends_the_documented_line_format(installed, tmp_path):
     assert (tmp_path / "boot.log").stat().st_mode & 0o777 == 0o644
 
 
-def test_fs_setup_degrades_to_local_disk_with_a_warning(installed, tmp_path):
-    (tmp_path / "nfs" / "team-fs").mkdir(parents=True)  # the folder exists but nothing is mounted there
-    lib, env = installed(filesystem_name="team-fs", fs_wait_seconds=0, login_user="soong-test-no-such-user")
-    result = subprocess.run([str(lib / "fs-setup")], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    [(phase, message)] = boot_lines(tmp_path)
-    assert phase == "fs-missing" and "warning" in message and "team-fs" in message
-    paths = dict(line.split("=", 1) for line in (tmp_path / "run" / "paths.env").read_text().splitlines())
-    assert paths["SOONG_FS"] == str(tmp_path / "local") and paths["SOONG_FS_MOUNTED"] == "0"
-    assert (tmp_path / "local" / "soong" / "hf-cache").is_dir()
-    assert os.readlink(tmp_path / "home-of-user" / "data") == str(tmp_path / "local" / "data")
-    assert os.readlink(tmp_path / "home-of-user" / "projects") == str(tmp_path / "local" / "projects")
-
-
-def test_fs_setup_without_a_file_system(installed, tmp_path):
-    lib, env = installed(filesystem_name=None, login_user="soong-test-no-such-user")
-    subprocess.run([str(lib / "fs-setup")], env=env, check=True, timeout=60)
-    [(phase, message)] = boot_lines(tmp_path)
-    assert phase == "fs-missing" and "no persistent file system" in message
-
-
-def test_with_user_env_sources_the_users_secrets_only_from_a_mounted_fs(installed, tmp_path):
+def test_with_user_env_sources_the_users_secrets_only_when_opted_in_and_mounted(installed, tmp_path):
     lib, env = installed()
     fs = tmp_path / "fs"
     (fs / "secrets").mkdir(parents=True)
     (fs / "secrets" / "env.sh").write_text("MY_SERVICE_KEY=from-the-fs\n")
     run = tmp_path / "run"
     run.mkdir()
-    for mounted, expected in (("1", "from-the-fs"), ("0", "")):
-        (run / "paths.env").write_text(f"SOONG_FS={fs}\nSOONG_FS_MOUNTED={mounted}\nHF_HOME={fs}/hf\n")
+    for opted, mounted, expected in (("1", "1", "from-the-fs"), ("0", "1", ""), ("1", "0", ""), ("", "1", "")):
+        opt_line = f"SOONG_SOURCE_ENV_SH={opted}\n" if opted else ""  # an older paths.env has no such line
+        (run / "paths.env").write_text(f"SOONG_FS={fs}\nSOONG_FS_MOUNTED={mounted}\n{opt_line}HF_HOME={fs}/hf\n")
         out = subprocess.run([str(lib / "with-user-env"), "sh", "-c", 'echo "$MY_SERVICE_KEY|$HF_HOME"'],
                              env=env, capture_output=True, text=True, check=True).stdout.strip()
-        assert out == f"{expected}|{fs}/hf"
+        assert out == f"{expected}|{fs}/hf", (opted, mounted)
+
+
+def test_with_user_env_says_when_the_opted_in_file_is_unreadable(installed, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("runs the script as another user")
+    import shutil
+    import tempfile
+
+    lib, env = installed()
+    root = tempfile.mkdtemp(prefix="soong-user-env-", dir="/tmp")  # pytest's own folders are 0700
+    try:
+        os.chmod(root, 0o755)
+        shutil.copy(lib / "with-user-env", root)
+        fs = os.path.join(root, "fs")
+        os.makedirs(os.path.join(fs, "secrets"))
+        secret = os.path.join(fs, "secrets", "env.sh")
+        with open(secret, "w") as handle:
+            handle.write("MY_SERVICE_KEY=from-the-fs\n")
+        os.chmod(secret, 0o600)
+        with open(os.path.join(root, "paths.env"), "w") as handle:
+            handle.write(f"SOONG_FS={fs}\nSOONG_FS_MOUNTED=1\nSOONG_SOURCE_ENV_SH=1\n")
+        done = subprocess.run(["runuser", "-u", "nobody", "--", os.path.join(root, "with-user-env"), "sh", "-c",
+                               'echo "[$MY_SERVICE_KEY]"'], env={**env, "SOONG_RUN_DIR": root},
+                              capture_output=True, text=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    assert "env.sh is not readable by nobody; not sourced" in done.stderr
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):

@@ -17,6 +17,7 @@ from soong.core.bootstrap import (
     UserDataError,
     UserDataPart,
     build_user_data,
+    cloud_config_of,
     collect_parts,
     dump_cloud_config,
     extract_daemon_bundle,
@@ -262,7 +263,9 @@ def test_daemon_pins_cover_the_daemon_extra():
 
 
 def test_phase_names_are_the_documented_ones(host, make_plan):
-    scripts = "\n".join(shell_texts(build_user_data(host, make_plan())).values())
+    document = build_user_data(host, make_plan())
+    bootcmd = [" ".join(entry) for entry in cloud_config_of(document)["bootcmd"]]
+    scripts = "\n".join([*shell_texts(document).values(), *bootcmd])
     units = "\n".join(e["content"] for p, e in write_files(build_user_data(host, make_plan())).items() if p.endswith(".service"))
     for phase in BOOT_PHASES:
         assert phase in scripts + units, phase

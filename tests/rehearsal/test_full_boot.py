@@ -178,6 +178,109 @@ def test_model_standin_serves_through_the_tunnel(full_boot):
     assert models["data"][0]["id"] == full_boot.plan.model.hf_path
 
 
+def test_services_run_as_their_own_users_in_a_sandbox(full_boot):
+    from soong.core.bootstrap import N8N_USER, SGLANG_USER
+    from soong.testing.rehearsal_security import unit_process
+
+    rh = full_boot
+    for unit, user in (("soong-sglang", SGLANG_USER), ("soong-n8n", N8N_USER)):
+        seen = unit_process(rh, unit)
+        assert seen["User"] == user and seen["process_user"] == user, seen
+        # NoNewPrivileges=yes, ProtectSystem=strict (/ read-only), ProtectHome=yes (/home empty)
+        assert seen["NoNewPrivs"] == "1" and seen["root_read_only"] and seen["home_entries"] == [], seen
+        assert rh.machine.run(["runuser", "-u", user, "--", "sudo", "-n", "true"], timeout=30).returncode != 0
+
+
+def test_key_files_and_cloud_init_copies_are_unreadable_to_the_services(full_boot):
+    from soong.core.bootstrap import DAEMON_API_KEY_PATH, DAEMON_CONFIG_PATH, DAEMON_TOKEN_PATH, N8N_USER, SGLANG_USER
+    from soong.testing.rehearsal_security import readable_by, stat_of
+
+    rh = full_boot
+    assert stat_of(rh, "/etc/soong-daemon") == ("soong-daemon", "700")
+    keys = (DAEMON_API_KEY_PATH, DAEMON_TOKEN_PATH, DAEMON_CONFIG_PATH)
+    for path in keys:
+        assert stat_of(rh, path) == ("soong-daemon", "600"), path
+    assert readable_by(rh, "soong-daemon", DAEMON_API_KEY_PATH)  # the check can fail
+    instance = "/var/lib/cloud/instance"
+    copies = {f"{instance}/user-data.txt": "600", f"{instance}/user-data.txt.i": "600",
+              f"{instance}/cloud-config.txt": "600", f"{instance}/obj.pkl": "400",
+              f"{instance}/scripts/01-soong-daemon.sh": "700", "/var/lib/cloud/seed/nocloud/user-data": "600"}
+    for path, mode in copies.items():
+        assert stat_of(rh, path) == ("root", mode), path
+    for folder in ("/var/lib/cloud/instances", "/var/lib/cloud/seed"):
+        assert stat_of(rh, folder) == ("root", "700"), folder
+    assert stat_of(rh, "/var/log/cloud-init-output.log")[1].endswith("0")
+    for user in (SGLANG_USER, N8N_USER, "ubuntu"):  # ubuntu only through sudo
+        for path in (*keys, *copies, "/var/log/cloud-init-output.log"):
+            assert not readable_by(rh, user, path), f"{user} can read {path}"
+    assert "userdata-private" in [p for _, p, _ in rh.boot_log()]
+
+
+def test_metadata_endpoint_is_closed_to_all_but_root_and_the_daemon(full_boot):
+    from soong.core.bootstrap import cloud_config_of
+    from soong.plugins.sglang.hardening import metadata_firewall_script
+    from soong.testing.rehearsal_security import metadata_trial
+
+    rh = full_boot
+    # At boot: the machine shares the host's network without CAP_NET_ADMIN, so the rule cannot go in;
+    # the boot says so loudly and goes on (on an instance it logs metadata-closed).
+    logged = {p: m for _, p, m in rh.boot_log() if p.startswith("metadata-")}
+    assert "metadata-open" in logged and "nft could not install the rule" in logged["metadata-open"], logged
+    # The same bootcmd script from the user data, in the machine, in a network namespace of its own.
+    script = next(e[2] for e in cloud_config_of(rh.user_data)["bootcmd"] if e[2] == metadata_firewall_script())
+    reached, log = metadata_trial(rh, script)
+    assert reached == {"root": ("reached", "reached"), "soong-daemon": ("reached", "reached"),
+                       "soong-sglang": ("refused", "refused"), "soong-n8n": ("refused", "refused"),
+                       "ubuntu": ("refused", "refused")}, reached
+    assert "169.254.169.254 and fd00:ec2::254 fe80::a9fe:a9fe closed to every user but root and soong-daemon (nft" in log[-1]
+
+
+def test_service_folders_belong_to_their_users(full_boot):
+    from soong.testing.rehearsal_security import stat_of
+
+    rh = full_boot
+    fs = f"/lambda/nfs/{rh.options.filesystem_name}"
+    assert stat_of(rh, f"{fs}/soong") == ("root", "755")
+    assert stat_of(rh, f"{fs}/soong/hf-cache") == ("soong-sglang", "750")
+    assert stat_of(rh, f"{fs}/soong/n8n") == ("soong-n8n", "700")
+    for name in ("data", "projects"):
+        assert stat_of(rh, f"{fs}/{name}") == ("ubuntu", "755")
+    done = rh.ssh("echo hello > ~/data/hello.txt && cat ~/data/hello.txt && stat -c %U ~/data/hello.txt")
+    assert done.returncode == 0 and done.stdout.split() == ["hello", "ubuntu"], done.stderr
+    assert (rh.fs_dir / "data" / "hello.txt").read_text() == "hello\n"
+
+
+def test_n8n_has_an_owner_whose_password_only_its_user_and_root_read(full_boot):
+    import requests
+
+    from soong.plugins.sglang.n8n_owner import OWNER_EMAIL, PASSWORD_PATH
+    from soong.testing.rehearsal_security import readable_by, stat_of
+
+    rh = full_boot
+    assert stat_of(rh, "/etc/soong-n8n") == ("soong-n8n", "700")
+    assert stat_of(rh, PASSWORD_PATH) == ("soong-n8n", "600")
+    assert not readable_by(rh, "soong-sglang", PASSWORD_PATH) and not readable_by(rh, "ubuntu", PASSWORD_PATH)
+    fetched = rh.ssh(f"sudo cat {PASSWORD_PATH}")  # what docs/security.md tells the user to run
+    assert fetched.returncode == 0, fetched.stderr
+    password = fetched.stdout.strip()
+    assert len(password) == 24
+    # n8n 2.41.1's AuthController: POST /rest/login (skipAuth), GET /rest/login the logged-in user (auth required).
+    # The session cookie is issued Secure (n8n's default; browsers send it to http://localhost) and bound to
+    # the browser-id header of the login (AuthService.validateBrowserId), so the test sends both itself.
+    browser = {"browser-id": "soong-rehearsal"}
+    with rh.tunnel(5678) as (url,):
+        anonymous = requests.get(url + "/rest/login", timeout=10, headers=browser)
+        wrong = requests.post(url + "/rest/login", timeout=30, headers=browser,
+                              json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
+        right = requests.post(url + "/rest/login", timeout=30, headers=browser,
+                              json={"emailOrLdapLoginId": OWNER_EMAIL, "password": password})
+        cookie = right.cookies.get("n8n-auth", "")
+        me = requests.get(url + "/rest/login", timeout=10, headers={**browser, "Cookie": f"n8n-auth={cookie}"})
+    assert anonymous.status_code == 401 and wrong.status_code == 401, (anonymous.text[:200], wrong.text[:200])
+    assert right.status_code == 200 and cookie and right.json()["data"]["email"] == OWNER_EMAIL, right.text[:300]
+    assert me.status_code == 200 and me.json()["data"]["email"] == OWNER_EMAIL, me.text[:300]
+
+
 def test_n8n_workflow_run_counts_as_activity(full_boot):
     from soong.testing import rehearsal_n8n
 

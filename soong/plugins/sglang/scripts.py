@@ -14,7 +14,7 @@ import re
 LIB = "/usr/local/lib/soong"
 BOOTLOG = f"{LIB}/bootlog"
 
-_TOKEN = re.compile(r"@([A-Z_]+)@")
+_TOKEN = re.compile(r"@([A-Z0-9_]+)@")
 
 
 def fill(template: str, **values: str) -> str:
@@ -104,8 +104,10 @@ exit 1
 """
 
 WITH_USER_ENV_SH = r"""#!/bin/bash
-# Run a service with the folders chosen at boot (/run/soong/paths.env) and, when the
-# persistent file system is mounted, the user's own secrets/env.sh from it.
+# Run a service with the folders chosen at boot (/run/soong/paths.env) and, only when the
+# config opts in (services.source_env_sh: SOONG_SOURCE_ENV_SH=1 in paths.env) and the
+# persistent file system is mounted, the user's own secrets/env.sh from it: a file anyone
+# who can write the file system controls, run as the service's user.
 set -euo pipefail
 paths=${SOONG_RUN_DIR:-/run/soong}/paths.env
 if [ -r "$paths" ]; then
@@ -114,11 +116,16 @@ if [ -r "$paths" ]; then
   . "$paths"
   set +a
 fi
-if [ "${SOONG_FS_MOUNTED:-0}" = 1 ] && [ -r "${SOONG_FS:-}/secrets/env.sh" ]; then
-  set -a
-  # shellcheck source=/dev/null
-  . "$SOONG_FS/secrets/env.sh"
-  set +a
+env_sh=${SOONG_FS:-}/secrets/env.sh
+if [ "${SOONG_SOURCE_ENV_SH:-0}" = 1 ] && [ "${SOONG_FS_MOUNTED:-0}" = 1 ] && [ -e "$env_sh" ]; then
+  if [ -r "$env_sh" ]; then
+    set -a
+    # shellcheck source=/dev/null
+    . "$env_sh"
+    set +a
+  else
+    echo "with-user-env: $env_sh is not readable by $(id -un); not sourced" >&2
+  fi
 fi
 exec "$@"
 """
@@ -168,66 +175,6 @@ else
 fi
 /usr/local/lib/soong/bootlog daemon-failed "soong-daemon.service does not answer on @BIND@$also; see journalctl -u soong-daemon"
 exit 1
-"""
-
-FS_SETUP_SH = r"""#!/bin/bash
-# soong: wait for the persistent file system and prepare its folders. A missing file
-# system is logged as a warning (phase=fs-missing) and local disk is used instead;
-# this never fails the boot.
-set -uo pipefail
-fs_name=@FS_NAME@
-wait_seconds=@WAIT@
-user=@USER@
-lib=${SOONG_LIB:-/usr/local/lib/soong}
-run_dir=${SOONG_RUN_DIR:-/run/soong}
-local_base=${SOONG_LOCAL_DATA:-/var/lib/soong-data}
-base=$local_base
-mounted=0
-if [ -z "$fs_name" ]; then
-  "$lib/bootlog" fs-missing "no persistent file system attached; using local disk $local_base"
-else
-  mnt="${SOONG_NFS_ROOT:-/lambda/nfs}/$fs_name"
-  deadline=$(( $(date +%s) + wait_seconds ))
-  until mountpoint -q "$mnt"; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      break
-    fi
-    sleep "${SOONG_WAIT_INTERVAL:-5}"
-  done
-  if mountpoint -q "$mnt"; then
-    base=$mnt
-    mounted=1
-    "$lib/bootlog" fs-mounted "$mnt"
-  else
-    "$lib/bootlog" fs-missing "warning: $mnt is not mounted after ${wait_seconds}s; using local disk $local_base (nothing will persist)"
-  fi
-fi
-folders=("$base/soong/hf-cache" "$base/soong/n8n" "$base/data" "$base/projects")
-if [ "$mounted" = 1 ]; then
-  runuser -u "$user" -- mkdir -p "${folders[@]}" || mkdir -p "${folders[@]}" || true
-else
-  mkdir -p "${folders[@]}"
-fi
-chown "$user:" "$base/soong" "${folders[@]}" 2>/dev/null || true
-home=${SOONG_USER_HOME:-$(getent passwd "$user" | cut -d: -f6)}
-if [ -n "$home" ] && [ -d "$home" ]; then
-  for name in data projects; do
-    link="$home/$name"
-    if [ -L "$link" ] || [ ! -e "$link" ]; then
-      ln -sfn "$base/$name" "$link"
-      chown -h "$user:" "$link" 2>/dev/null || true
-    fi
-  done
-fi
-mkdir -p "$run_dir"
-cat > "$run_dir/paths.env.tmp" <<EOF
-SOONG_FS=$base
-SOONG_FS_MOUNTED=$mounted
-HF_HOME=$base/soong/hf-cache
-N8N_USER_FOLDER=$base/soong/n8n
-EOF
-mv "$run_dir/paths.env.tmp" "$run_dir/paths.env"
-exit 0
 """
 
 INSTALL_SGLANG_SH = r"""#!/bin/bash
@@ -382,8 +329,30 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=@SCRIPT@
 TimeoutStartSec=60min
+# Runs as root; what it installs must stay readable to the service's own user (0022 is
+# systemd's default for system units, systemd.exec(5) UMask=; set so that no drop-in changes it).
+UMask=0022
 """
 
+#: The sandbox both services run in (systemd.exec(5) of systemd 252, Debian 12, the boot rehearsal's;
+#: every directive exists since systemd 235 and so in Ubuntu 24.04's 255): ``User=``/``Group=`` their
+#: own system user (``$HOME`` is then the user's passwd home, /var/lib/<user>: "$USER, $LOGNAME, $HOME,
+#: $SHELL ... set for the units that have User= set"); ``StateDirectory=`` creates that folder owned by
+#: the user and, like ``ReadWritePaths=``, exempts it from ``ProtectSystem=strict`` ("the entire file
+#: system hierarchy is mounted read-only, except for the API file system subtrees /dev/, /proc/ and
+#: /sys/"); ``ProtectHome=yes`` makes /home, /root and /run/user "inaccessible and empty";
+#: ``PrivateTmp=yes`` gives private /tmp and /var/tmp; ``NoNewPrivileges=yes``: no setuid, setgid or file
+#: capabilities through execve(). ``ReadWritePaths=`` paths prefixed "-" "are ignored when they do not
+#: exist": the folder on the file system, and its local-disk fallback. ``ExecStartPre=+``/``ExecStartPost=+``
+#: commands run as root outside the sandbox ("+": "full privileges", systemd.service(5)).
+#: NoNewPrivileges= also stops CUDA from loading the NVIDIA Unified Memory module itself: the driver's
+#: user-space components fork/exec the setuid-root nvidia-modprobe when a module or device file is
+#: missing (nvidia-modprobe(1), NVIDIA/nvidia-modprobe), and "on most installs UVM is not loaded by
+#: default, CUDA will implicitly load it through nvidia-modprobe" (NVIDIA/enroot issue #106, from its
+#: maintainer). So root does it first: ``nvidia-smi -L`` loads the nvidia module and creates the GPUs'
+#: device files, ``nvidia-modprobe -u -c=0`` loads nvidia-uvm and creates /dev/nvidia-uvm ("-u: Load the
+#: NVIDIA Unified Memory kernel module or create device files for it", option-table.h). "-": a missing
+#: tool is no failure (the preflight has already checked nvidia-smi).
 SGLANG_UNIT = """[Unit]
 Description=SGLang OpenAI-compatible server for @MODEL@ on 127.0.0.1:@PORT@
 After=network-online.target soong-fs.service soong-sglang-install.service
@@ -394,6 +363,16 @@ StartLimitIntervalSec=0
 [Service]
 Type=simple
 User=@USER@
+Group=@USER@
+StateDirectory=@USER@
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths=@WRITABLE@
+ExecStartPre=+-/usr/bin/nvidia-smi -L
+ExecStartPre=+-/usr/bin/nvidia-modprobe -u -c=0
 @ENV_FILE@ExecStartPre=+/usr/local/lib/soong/bootlog sglang-loading "loading @MODEL@ (tp @TP@, context @CONTEXT@)"
 ExecStart=/usr/local/lib/soong/with-user-env @COMMAND@
 ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/health sglang-ready @READY_SECONDS@ "SGLang serves @MODEL@ on 127.0.0.1:@PORT@"
@@ -411,6 +390,7 @@ WantedBy=multi-user.target
 #: (soong_daemon/activity.py, N8nSource) reads n8n_last_activity (INCLUDE_API_ENDPOINTS, default off), the
 #: n8n_workflow_{started,success,failed}_total counters (INCLUDE_MESSAGE_EVENT_BUS_METRICS, default off) and
 #: n8n_workflow_execution_duration_seconds (INCLUDE_WORKFLOW_EXECUTION_DURATION, default on; set to be sure).
+#: The owner account: soong.plugins.sglang.n8n_owner. The sandbox: as SGLANG_UNIT's.
 N8N_UNIT = """[Unit]
 Description=n8n workflow automation on 127.0.0.1:@PORT@
 After=network-online.target soong-fs.service soong-n8n-install.service
@@ -421,6 +401,14 @@ StartLimitIntervalSec=0
 [Service]
 Type=simple
 User=@USER@
+Group=@USER@
+StateDirectory=@USER@
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths=@WRITABLE@
 Environment=PATH=/opt/soong/n8n/node/bin:/usr/local/bin:/usr/bin:/bin
 Environment=N8N_LISTEN_ADDRESS=127.0.0.1
 Environment=N8N_PORT=@PORT@
@@ -432,6 +420,10 @@ Environment=N8N_METRICS_INCLUDE_MESSAGE_EVENT_BUS_METRICS=true
 Environment=N8N_METRICS_INCLUDE_WORKFLOW_EXECUTION_DURATION=true
 Environment=N8N_DIAGNOSTICS_ENABLED=false
 Environment=N8N_VERSION_NOTIFICATIONS_ENABLED=false
+Environment=N8N_INSTANCE_OWNER_MANAGED_BY_ENV=true
+Environment=N8N_INSTANCE_OWNER_EMAIL=@OWNER_EMAIL@
+Environment=N8N_INSTANCE_OWNER_PASSWORD_HASH_FILE=@OWNER_HASH@
+ExecStartPre=@OWNER_COMMAND@
 ExecStart=/usr/local/lib/soong/with-user-env /opt/soong/n8n/app/node_modules/.bin/n8n start
 ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/healthz n8n-ready 600 "n8n answers on 127.0.0.1:@PORT@"
 TimeoutStartSec=15min

@@ -30,6 +30,7 @@ from soong.core.bootstrap import (
     DAEMON_TOKEN_PATH,
     DAEMON_USER,
     N8N_PORT,
+    N8N_SECRETS_DIR,
     N8N_USER,
     SGLANG_PORT,
     SGLANG_USER,
@@ -38,7 +39,7 @@ from soong.core.bootstrap import (
     UserDataPart,
 )
 from soong.core.errors import EXIT_CONFIG
-from soong.plugins.sglang import scripts
+from soong.plugins.sglang import fs_setup, n8n_owner, scripts
 from soong.plugins.sglang.platform import SGLANG_PINS, SGLANG_VERSION
 
 #: The status daemon's dependencies, pinned (they satisfy the ``daemon`` extra of setup.py).
@@ -215,8 +216,10 @@ def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
 def fs_parts(plan: LaunchPlan) -> list[UserDataPart]:
     """Wait for ``/lambda/nfs/<name>``, prepare folders and links; degrade to local disk with a warning."""
     user = _unit_arg(plan.login_user, "login user")
-    setup = scripts.fill(scripts.FS_SETUP_SH, FS_NAME=shlex.quote(plan.filesystem_name or ""),
-                         WAIT=str(int(plan.fs_wait_seconds)), USER=shlex.quote(user))
+    setup = scripts.fill(fs_setup.FS_SETUP_SH, FS_NAME=shlex.quote(plan.filesystem_name or ""),
+                         WAIT=str(int(plan.fs_wait_seconds)), USER=shlex.quote(user), SGLANG_USER=SGLANG_USER,
+                         N8N_USER=N8N_USER, SOURCE_ENV_SH="1" if plan.source_env_sh else "0",
+                         LOCAL_DATA=fs_setup.LOCAL_DATA)
     unit = scripts.fill(scripts.FS_UNIT, TIMEOUT=f"{int(plan.fs_wait_seconds) + 120}s")
     cloud = {"write_files": [_file(f"{scripts.LIB}/fs-setup", setup, "0755"),
                              _file("/etc/systemd/system/soong-fs.service", unit)]}
@@ -224,6 +227,12 @@ def fs_parts(plan: LaunchPlan) -> list[UserDataPart]:
                          UNITS="soong-fs.service", START="soong-fs.service")
     return [UserDataPart("soong-fs", "cloud-config", cloud, order=20),
             UserDataPart("soong-fs.sh", "shellscript", start, order=20)]
+
+
+def writable_paths(plan: LaunchPlan, folder: str, *extra: str) -> str:
+    """``ReadWritePaths=`` of a service: ``folder`` on the file system and on local disk ("-": if it exists)."""
+    paths = [f"-{_unit_arg(plan.fs_mount, 'file system')}/{folder}"] if plan.fs_mount else []
+    return " ".join(paths + [f"-{fs_setup.LOCAL_DATA}/{folder}", *extra])
 
 
 # -- SGLang ---------------------------------------------------------------------------------------------------
@@ -260,14 +269,14 @@ def sglang_command(plan: LaunchPlan) -> list[str]:
 
 def sglang_parts(plan: LaunchPlan) -> list[UserDataPart]:
     """SGLang: pinned install in its own venv, unit serving the model on 127.0.0.1:8000 with metrics."""
-    user = _unit_arg(plan.login_user, "login user")
     files = []
     env_file = ""
     if plan.secrets.hf_token:
         files.append(_secret_file("/etc/soong/hf-token.env", f"HF_TOKEN={plan.secrets.hf_token}", "root:root"))
         env_file = "EnvironmentFile=/etc/soong/hf-token.env\n"
     unit = scripts.fill(
-        scripts.SGLANG_UNIT, MODEL=plan.model.hf_path, PORT=str(SGLANG_PORT), USER=user, ENV_FILE=env_file,
+        scripts.SGLANG_UNIT, MODEL=plan.model.hf_path, PORT=str(SGLANG_PORT), USER=SGLANG_USER, ENV_FILE=env_file,
+        WRITABLE=writable_paths(plan, fs_setup.HF_CACHE),
         TP=str(plan.tp_size), CONTEXT=str(plan.context), COMMAND=" ".join(sglang_command(plan)),
         READY_SECONDS=str(SGLANG_READY_SECONDS), START_TIMEOUT=f"{SGLANG_READY_SECONDS + 300}s",
     )
@@ -289,28 +298,34 @@ def sglang_parts(plan: LaunchPlan) -> list[UserDataPart]:
 
 
 def n8n_parts(plan: LaunchPlan) -> list[UserDataPart]:
-    """n8n on 127.0.0.1:5678 with its data on the persistent file system."""
-    user = _unit_arg(plan.login_user, "login user")
+    """n8n on 127.0.0.1:5678 as its own user, data on the persistent file system, an owner account set up at start."""
     install = scripts.fill(scripts.INSTALL_N8N_SH, VERSION=N8N_VERSION, NODE_PIN=shlex.quote(NODE_PIN),
                            PACKAGE=shlex.quote(f"n8n@{N8N_VERSION}"))
     install_unit = scripts.fill(scripts.INSTALL_UNIT, WHAT=f"n8n {N8N_VERSION}", SCRIPT=f"{scripts.LIB}/install-n8n")
-    unit = scripts.fill(scripts.N8N_UNIT, PORT=str(N8N_PORT), USER=user)
+    unit = scripts.fill(scripts.N8N_UNIT, PORT=str(N8N_PORT), USER=N8N_USER,
+                        WRITABLE=writable_paths(plan, fs_setup.N8N_FOLDER, N8N_SECRETS_DIR),
+                        OWNER_EMAIL=n8n_owner.OWNER_EMAIL, OWNER_HASH=n8n_owner.HASH_PATH,
+                        OWNER_COMMAND=f"{n8n_owner.NODE} {n8n_owner.SCRIPT_PATH} {N8N_SECRETS_DIR} {n8n_owner.APP}")
     files = [
         _file(f"{scripts.LIB}/install-n8n", install, "0755"),
+        _file(n8n_owner.SCRIPT_PATH, n8n_owner.N8N_OWNER_JS, "0644"),
         _file("/etc/systemd/system/soong-n8n-install.service", install_unit),
         _file("/etc/systemd/system/soong-n8n.service", unit),
     ]
+    # Its secrets folder, 0700 for its user, every boot (after the daemon's part has made the user).
+    secrets = ["sh", "-c", f"[ -L {N8N_SECRETS_DIR} ] || install -d -m 0700 -o {N8N_USER} -g {N8N_USER} {N8N_SECRETS_DIR}"]
     start = scripts.fill(scripts.START_UNITS_SH, WHAT="install and start n8n",
                          UNITS="soong-n8n.service", START="soong-n8n.service")
-    return [UserDataPart("soong-n8n", "cloud-config", {"write_files": files}, order=40),
+    return [UserDataPart("soong-n8n", "cloud-config", {"bootcmd": [secrets], "write_files": files}, order=40),
             UserDataPart("soong-n8n.sh", "shellscript", start, order=40)]
 
 
 def builtin_parts(plan: LaunchPlan) -> list[UserDataPart]:
     """Every built-in part for ``plan``; SGLang and n8n only when enabled in ``plan.services``."""
+    from soong.plugins.sglang.hardening import guard_parts
     from soong.plugins.sglang.preflight_part import preflight_parts
 
-    parts = daemon_parts(plan) + fs_parts(plan)
+    parts = daemon_parts(plan) + guard_parts(plan) + fs_parts(plan)
     if plan.service_enabled("sglang"):
         parts += preflight_parts(plan) + sglang_parts(plan)
     if plan.service_enabled("n8n"):
