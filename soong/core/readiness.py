@@ -300,7 +300,10 @@ def check_once(provider: Any, instance_id: str, probe: Any, *, elapsed: float, s
                              hint=f"look with 'soong ssh --instance-id {instance_id} -- tail -n 50 /var/log/soong-boot.log'")
     if not sglang or probe.sglang_ready(instance):
         return Progress("ready", elapsed, instance, daemon_phase)
-    phase = "loading" if sglang_state(status) in ("installing", "loading") else "daemon"
+    state = sglang_state(status)
+    phase = "loading" if state in ("installing", "loading") else "daemon"
+    if state == "waiting-token" and not detail:
+        detail = "SGLang waits for the Hugging Face token"
     return Progress(phase, elapsed, instance, daemon_phase, detail)
 
 

@@ -52,7 +52,7 @@ def test_start_up_needs_the_api_key_unless_it_comes_over_ssh(config_file, secret
 
 
 @pytest.mark.slow
-def test_a_daemon_without_its_key_says_so_and_ends_the_instance_once_it_arrives(tmp_path, emulator, daemons):
+def test_a_daemon_without_its_key_says_so_and_ends_the_instance_once_it_arrives(tmp_path, emulator, daemons):  # noqa: F811
     instance_id = launch_instance(emulator, "soong-int-ssh-key")
     daemon = Daemon(tmp_path, provider_api_url=emulator.url, instance_id="", instance_name="soong-int-ssh-key",
                     lease_hours=1, time_scale=1800, idle_timeout_minutes=10080, api_key_delivery="ssh")

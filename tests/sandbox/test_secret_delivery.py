@@ -8,6 +8,7 @@ waits for the Hugging Face token and then requires its API key, as SGLang does.
 
 from __future__ import annotations
 
+import re
 import stat
 
 import requests
@@ -82,3 +83,30 @@ def test_extend_delivers_a_missing_token(sandbox_factory, run_soong):
     assert TOKEN not in result.stdout + result.stderr
     sb.wait_running(inst.id)
     assert _secrets(sb, inst.id)["hf_token"]["delivered"] is True
+
+
+def test_adopt_delivers_a_missing_token(sandbox_factory, run_soong):
+    sb = sandbox_factory()
+    inst = sb.launch(hf_token=TOKEN, record_in_ledger=False)  # launched "elsewhere" with this profile's token
+    sb.wait_running(inst.id, standin=False)
+    _store_token(run_soong)
+    result = run_soong("--profile", "sandbox", "adopt", inst.id, "-y")
+    assert result.returncode == 0, result.stderr
+    assert f"delivered the Hugging Face token to instance {inst.id}" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    sb.wait_running(inst.id)
+
+
+def test_start_delivers_both_as_soon_as_the_daemon_answers(sandbox_factory, run_soong):
+    sb = sandbox_factory()
+    _store_token(run_soong)
+    started = run_soong("--profile", "sandbox", "start", "--model", "llama-3.1-8b", "-y", "--no-tunnel",
+                        env={"SOONG_SECRETS_API_KEY_DELIVERY": "ssh"}, timeout=180)
+    assert started.returncode == 0, started.stderr
+    assert "warning: secrets.api_key_delivery is ssh" in started.stderr and "watchdog" in started.stderr
+    [instance_id] = re.findall(r"delivered the Lambda API key to instance (\S+) over SSH", started.stderr)
+    assert f"delivered the Hugging Face token to instance {instance_id} over SSH" in started.stderr
+    assert started.stdout.startswith("ready:"), started.stdout
+    assert TOKEN not in started.stdout + started.stderr
+    secrets = _secrets(sb, instance_id)
+    assert secrets["can_self_terminate"] is True and secrets["hf_token"] == {"expected": True, "delivered": True}

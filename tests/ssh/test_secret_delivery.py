@@ -9,8 +9,6 @@ import stat
 import sys
 from pathlib import Path
 
-import pytest
-
 from soong.core.secret_delivery import SecretCourier
 from soong.core.types import Instance, TunnelTarget
 from soong.plugins.sglang import receive_secret
