@@ -113,7 +113,13 @@ def dry_run_text(context: Any, order: LaunchOrder) -> str:
     from soong.core.bootstrap import LaunchSecrets
     from soong.plugins.lambda_cloud.provider import launch_body
 
-    placeholders = LaunchSecrets.placeholders()
+    from soong.core.errors import SecretError
+
+    try:  # whether a token would be delivered decides whether SGLang waits for one; its value is not read here
+        has_hf = bool(context.secrets.get("hf_token"))
+    except SecretError:
+        has_hf = False
+    placeholders = LaunchSecrets.placeholders(with_hf_token=has_hf)
     request, user_data = render(context, order, placeholders)
     body = launch_body(request, order.launch_name)
     body["user_data"] = f"<{len(user_data.encode())} bytes, printed below>"
