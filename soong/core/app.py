@@ -15,10 +15,10 @@ import sys
 from typing import Any
 
 from cliff import app as _app
-from cliff import commandmanager
 from cliff import help as _help
 
 from soong import __version__
+from soong.core.command_loader import SoongCommandManager
 from soong.core.errors import EXIT_ERROR, EXIT_USAGE, SoongError
 from soong.core.redact import RedactingFilter, redact
 
@@ -57,12 +57,23 @@ class SoongApp(_app.App):
         super().__init__(
             description="Launch, watch and stop LLM-serving GPU instances on Lambda Cloud.",
             version=__version__,
-            command_manager=commandmanager.CommandManager("soong.cli"),
+            command_manager=SoongCommandManager("soong.cli"),
             deferred_help=True,
             **streams,
         )
         self._context: Any = None
         self.last_error: BaseException | None = None
+        self.command_manager.allowed_overrides = self._allowed_command_overrides
+        self.command_manager.warn = lambda message: self.stderr.write(f"soong: warning: {message}\n")
+
+    def _allowed_command_overrides(self) -> list[str]:
+        """``plugins.allowed_command_overrides`` (none when the config cannot be read: the built-in runs)."""
+        from soong.core.command_loader import OVERRIDE_KEY
+
+        try:
+            return list(self.context.config.get(OVERRIDE_KEY) or [])
+        except SoongError:
+            return []
 
     def build_option_parser(self, description: Any, version: Any, argparse_kwargs: Any = None) -> argparse.ArgumentParser:
         parser = super().build_option_parser(description, version, argparse_kwargs)
@@ -111,6 +122,8 @@ class SoongApp(_app.App):
     def run_subcommand(self, argv: list[str]) -> int:
         try:
             subcommand = self.command_manager.find_command(argv)
+        except SoongError as exc:
+            return self._report(exc, exc.exit_code)
         except ValueError:
             matches = self.get_fuzzy_matches(argv[0])
             hint = f"; did you mean {', '.join(matches[:3])}?" if matches else "; see 'soong --help'"

@@ -22,7 +22,7 @@ class Key:
     """One configuration key."""
 
     path: str
-    kind: str  # str | int | float | bool | list | map
+    kind: str  # str | int | float | bool | names (a list of text; comma-separated on the command line) | list | map
     default: Any
     doc: str
     minimum: float | None = None
@@ -79,6 +79,8 @@ def _parse_text(key: Key, text: str) -> Any:
             return float(text.strip())
         except ValueError:
             raise ConfigError(f"config key '{key.path}' must be a number, not {text!r}") from None
+    if key.kind == "names":
+        return [part.strip() for part in text.split(",") if part.strip()]
     return text
 
 
@@ -99,6 +101,9 @@ def _check_type(key: Key, value: Any) -> Any:
     elif kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key.path}' must be text, not {value!r}")
+    elif kind == "names":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"config key '{key.path}' must be a list of names, not {value!r}")
     elif kind == "list":
         if not isinstance(value, list):
             raise ConfigError(f"config key '{key.path}' must be a list, not {type(value).__name__}")
@@ -123,6 +128,13 @@ def _url(value: str) -> str | None:
 def _command(value: list) -> str | None:
     if not all(isinstance(word, str) and word for word in value):
         return "must be a list of non-empty strings (the program first)"
+    return None
+
+
+def _command_overrides(value: list) -> str | None:
+    for entry in value:
+        if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
+            return f"{entry!r} is not a PACKAGE:COMMAND entry (for example soong-acme:stop)"
     return None
 
 
@@ -194,6 +206,7 @@ KEYS: tuple[Key, ...] = (
     Key("costs.jsonl_path", "str", None, "File the jsonl cost sink appends to (None: cost-events.jsonl in the data dir).", nullable=True),
     Key("costs.queue_max", "int", 1000, "Most undelivered cost events kept per sink (oldest dropped beyond).", minimum=10, maximum=100000),
     Key("costs.sink_timeout_seconds", "float", 10.0, "Seconds one cost sink may take to accept an event.", minimum=0.5, maximum=120),
+    Key("plugins.allowed_command_overrides", "names", [], "Third-party commands allowed to replace a built-in one, as PACKAGE:COMMAND entries, comma-separated (for example soong-acme:stop); any other clash runs the built-in with a warning.", check=_command_overrides),
     Key("custom_models", "list", [], "Extra model catalog entries (see docs/models.md).", check=_custom_models, env=False),
     Key("profiles", "map", {}, "Named sets of overrides selected by --profile / SOONG_PROFILE.", check=_profiles, env=False),
 )

@@ -35,6 +35,23 @@ def _check_local_only(config: Config, profile: str) -> None:
         )
 
 
+def _provider_methods() -> dict:
+    from soong.core.plugin_guard import PROVIDER_RETURNS
+
+    return PROVIDER_RETURNS
+
+
+def _tunnel_methods() -> dict:
+    from soong.core.plugin_guard import TUNNEL_METHODS
+
+    return TUNNEL_METHODS
+
+
+#: Plugin objects whose interface methods are wrapped so that their errors name the plugin.
+_GUARDED_METHODS = {"providers": _provider_methods, "tunnel_backends": _tunnel_methods}
+_LABELS = {"providers": "provider", "tunnel_backends": "tunnel backend"}
+
+
 def utcnow() -> _dt.datetime:
     """The current time, timezone-aware in UTC (the default clock)."""
     return _dt.datetime.now(_dt.timezone.utc)
@@ -106,7 +123,14 @@ class Context:
             if name not in registry:
                 known = ", ".join(sorted(registry)) or "none"
                 raise NotFoundError(f"no {kind.replace('_', ' ')[:-1]} named '{name}' (known: {known})")
-            self._instances[key] = registry[name](self)
+            obj = registry[name](self)
+            methods = _GUARDED_METHODS.get(kind)
+            if methods is not None:
+                from soong.core.plugin_guard import guard, plugin_label
+
+                who, builtin = plugin_label(self.plugins, kind, _LABELS[kind], name)
+                guard(obj, methods(), who, builtin)
+            self._instances[key] = obj
         return self._instances[key]
 
     def provider(self, name: str = "lambda") -> Any:

@@ -18,6 +18,7 @@ import inspect
 import os
 import re
 import sys
+import time
 from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
@@ -30,6 +31,9 @@ ENTRY_POINT_GROUP = "soong"
 
 #: Load order of the built-in plugins (all are entry points of the soong distribution).
 BUILTIN_ORDER = ("lambda", "sglang", "plumbum-ssh", "direct", "ledger", "jsonl")
+
+#: A plugin whose import or one registration hook takes longer than this is named as slow by ``soong plugins``.
+SLOW_SECONDS = 0.2
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -45,6 +49,17 @@ class PluginInfo:
     status: str = "loaded"  # loaded | overriding | failed | disabled
     detail: str = ""
     hooks: list[str] = dataclasses.field(default_factory=list)
+    #: Seconds spent importing the plugin and in each of its registration hooks.
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Total seconds the plugin cost (import plus registration hooks)."""
+        return sum(self.timings.values())
+
+    def slow_parts(self, threshold: float = 0.0) -> list[str]:
+        """``"soong_register_models 0.84 s"`` for each part that took longer than ``threshold``."""
+        return [f"{part} {seconds:.2f} s" for part, seconds in self.timings.items() if seconds > threshold]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +138,7 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self._registries: dict[str, dict[str, Any]] = {}
         self._owners: dict[str, dict[str, str]] = {}
+        self._overrides: dict[tuple[str, str], tuple[PluginInfo, PluginInfo]] = {}
         if discover:
             self.load_entry_points()
 
@@ -161,11 +177,14 @@ class PluginHost:
             self.infos[name] = PluginInfo(name, version, dist, builtin, status="disabled", detail=blocked)
             return
         info = PluginInfo(name, version, dist, builtin)
+        started = time.perf_counter()
         try:
             plugin = loader()
         except Exception as exc:  # a broken plugin must never break the CLI
             self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            info.timings["import"] = time.perf_counter() - started
         self.add_plugin(plugin, info)
 
     def add_plugin(self, plugin: Any, info: PluginInfo | str) -> PluginInfo:
@@ -189,6 +208,7 @@ class PluginHost:
         self.infos[info.name] = info
         self._registries.clear()
         self._owners.clear()
+        self._overrides.clear()
         return info
 
     def _impls_of(self, name: str) -> list[Any]:
@@ -229,15 +249,23 @@ class PluginHost:
                     raise PluginError(f"invalid {kind.label}: {problem}")
                 _staged.append((kind.key(obj), obj, override))
 
+            before = (dict(registry), dict(owners))
+            started = time.perf_counter()
             try:
-                impl.function(register=register)
+                try:
+                    impl.function(register=register)
+                finally:
+                    info.timings[kind.hook] = time.perf_counter() - started
                 for name, obj, override in staged:
                     self._place(kind, registry, owners, name, obj, override, info)
             except Exception as exc:
-                for name, _obj, _override in staged:
-                    if owners.get(name) == info.name:
-                        registry.pop(name, None)
-                        owners.pop(name, None)
+                if staged:  # undo this plugin's entries; a built-in entry it had replaced comes back
+                    registry.clear()
+                    registry.update(before[0])
+                    owners.clear()
+                    owners.update(before[1])
+                    for name, _obj, _override in staged:
+                        self._overrides.pop((kind.label, name), None)
                 self._fail(info, f"{kind.hook} failed: {exc}")
         self._registries[kind_name] = registry
         self._owners[kind_name] = owners
@@ -251,6 +279,7 @@ class PluginHost:
                     f"'{holder.name}'" + ("" if holder.builtin is False else " (use register(obj, override=True) to replace a built-in)")
                 )
             info.status = "overriding"
+            self._overrides[(kind.label, name)] = (info, holder)
             note = f"overrides {kind.label} '{name}' of '{holder.name}'"
             info.detail = f"{info.detail}; {note}" if info.detail else note
         elif name in owners:
@@ -262,6 +291,17 @@ class PluginHost:
         """The plugin that registered ``name`` in ``kind``."""
         self.registry(kind)
         return self._owners[kind].get(name)
+
+    def override_note(self, kind: str, name: str) -> str | None:
+        """One line when ``name`` of ``kind`` comes from a plugin that replaced a built-in's entry, else None."""
+        self.registry(kind)
+        found = self._overrides.get((KINDS[kind].label, name))
+        if found is None:
+            return None
+        plugin, builtin = found
+        package = f"{plugin.distribution} {plugin.version}".strip() or plugin.name
+        return (f"{KINDS[kind].label} '{name}' comes from plugin '{plugin.name}' ({package}), "
+                f"which replaces the built-in one of '{builtin.name}'")
 
     def collect_all(self) -> None:
         """Run every registration hook (so ``soong plugins`` sees every failure)."""

@@ -8,7 +8,9 @@ waiting with ``--retry-until-up``), the lease, and the machine image: the
 configured family must have a Python the serving engine installs on, only types
 whose architecture the family and the engine support are offered, and the
 exact image for the type's architecture and the region is read from the
-provider before launching (:mod:`soong.core.images`). It talks to the user only
+provider before launching (:mod:`soong.core.images`). Once the region is known,
+the provider's inbound firewall is read and a warning said when it lets in more
+than SSH (:mod:`soong.core.firewall_check`). It talks to the user only
 through the small :class:`StartUI` protocol, so it is tested without a terminal.
 """
 
@@ -112,6 +114,7 @@ class LaunchPlanner:
     types: list[Any] = dataclasses.field(default_factory=list)
     platform: Platform | None = None
     images: list[Any] | None = None
+    firewall_checked: set[str | None] = dataclasses.field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.waiter is not None:  # capacity the waiter sees is capacity where an image exists
@@ -129,6 +132,9 @@ class LaunchPlanner:
         from soong.core.recommend import check_context
 
         spec, _source = resolve_model(self.context, request.model)
+        note = self.context.plugins.override_note("models", spec.id)
+        if note:
+            self.ui.say(f"note: {note}")
         context_length = check_context(spec, request.context_length)
         self.platform = platform_for(self.context, self.provider)
         check_family(self.platform, spec.engine)
@@ -216,6 +222,17 @@ class LaunchPlanner:
         """The region the launch would use with the capacity (where its image exists) known now."""
         return decide_region(self.servable(draft.choice.instance_type, quiet=True), draft.policy).region
 
+    def check_firewall(self, region: str | None) -> None:
+        """Warn (one line, once per region) when launches there let in more than SSH; never raises."""
+        from soong.core.firewall_check import launch_warning
+
+        if region in self.firewall_checked:
+            return
+        self.firewall_checked.add(region)
+        line = launch_warning(self.provider, region)
+        if line:
+            self.ui.say(f"warning: {line}")
+
     def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
         """The order, in a region with capacity (waiting or asking as the module docstring says).
 
@@ -232,6 +249,7 @@ class LaunchPlanner:
             region = decision.region
         else:
             itype, region = self.region(itype, draft.policy)
+        self.check_firewall(region)
         return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
                            name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,

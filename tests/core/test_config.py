@@ -132,6 +132,9 @@ def _value_strategy(key):
         return st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
     if key.path == "tunnel.direct_exec":  # a command: a list of words
         return st.lists(st.from_regex(r"\A[a-z/][a-z0-9/._-]{0,10}\Z"), max_size=3)
+    if key.kind == "names":
+        name = st.from_regex(r"\A[a-z][a-z0-9-]{0,10}\Z")
+        return st.lists(st.builds(lambda a, b: f"{a}:{b}", name, name), max_size=3)
     if key.kind == "list":
         return st.lists(st.fixed_dictionaries({"id": st.from_regex(r"\A[a-z][a-z0-9-]{0,10}\Z")}), max_size=3)
     return st.dictionaries(st.from_regex(r"\A[a-z][a-z0-9-]{0,8}\Z"),

@@ -210,3 +210,22 @@ def test_bad_names_are_refused(host):
 
     host.add_plugin(types.SimpleNamespace(soong_register_cost_sinks=soong_register_cost_sinks), PluginInfo("p"))
     assert host.cost_sinks() == {} and "is not a valid name" in host.infos["p"].detail
+
+
+def test_a_plugin_that_fails_after_replacing_a_builtin_entry_gives_it_back():
+    from soong import hookimpl
+
+    host = PluginHost(discover=False, warn=lambda message: None)
+    host.add_plugin(_models_plugin(_spec("a")), PluginInfo("builtin-models", builtin=True))
+    original = host.models()["a"]
+
+    class Replacer:
+        @hookimpl
+        def soong_register_models(self, register):
+            register(_spec("a", hf_path="acme/a-tuned"), override=True)
+            register(_spec("a", hf_path="acme/a-again"), override=True)  # registered twice: the plugin fails
+
+    host.add_plugin(Replacer(), PluginInfo("replacer"))
+    assert host.models()["a"] is original and host.owner("models", "a") == "builtin-models"
+    assert host.infos["replacer"].status == "failed"
+    assert host.override_note("models", "a") is None

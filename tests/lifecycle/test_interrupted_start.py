@@ -81,6 +81,9 @@ def test_start_killed_leaves_an_instance_status_shows_and_stop_ends(step, run_so
         start = Running()
         if step == "launch call":
             wait_until(lambda: any(r.state == "intent" for r in ledger().records()))
+            # The intent is written before the request is sent; kill only once the request has reached the API
+            # (the latency fault counts it on arrival, then holds the answer for 2 s).
+            wait_until(lambda: any(f["fired"] for f in emu.faults()))
         else:
             start.wait_for(f"] {step}")
         start.kill()

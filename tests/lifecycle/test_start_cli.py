@@ -152,3 +152,33 @@ def test_retry_until_up_tries_again_after_a_launch_refused_for_capacity(run_soon
     states = sorted(r.state for r in ledger().records(include_failed=True))
     assert states == ["failed", "running"]
     assert [r.instance_id for r in ledger().records() if r.state == "running"] == [inst["id"]]
+
+
+OVERRIDING_MODELS = '''
+from soong import hookimpl
+from soong.core.types import ModelSpec
+
+
+@hookimpl
+def soong_register_models(register):
+    register(ModelSpec(id="mistral-7b", hf_path="acme/mistral-7b-tuned", params_billion=7.25, precision="bf16",
+                       layers=32, attention_heads=32, kv_heads=8, head_dim=128, max_context=32768,
+                       default_context=8192), override=True)
+'''
+
+
+def test_start_says_in_one_line_when_a_plugin_replaced_the_catalog_entry(run_soong, soong_env, emu, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "acme_models.py").write_text(OVERRIDING_MODELS)
+    info = site / "soong_acme_models-3.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-acme-models\nVersion: 3.1\n")
+    (info / "entry_points.txt").write_text("[soong]\nacme-models = acme_models\n")
+    result = run_soong("start", "--model", "mistral-7b", "--dry-run", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in (result.stdout + result.stderr).splitlines() if "acme-models" in line]
+    assert len(notes) == 1 and "soong-acme-models 3.1" in notes[0] and "replaces the built-in" in notes[0]
+    assert "acme/mistral-7b-tuned" in result.stdout
+    plain = run_soong("start", "--model", "mistral-7b", "--dry-run")
+    assert "replaces the built-in" not in plain.stdout + plain.stderr

@@ -135,9 +135,12 @@ def test_starting_twice_is_refused_while_the_first_runs(lab):
 
 
 def test_pid_identity_needs_the_exact_command_line():
+    from soong.testing.polling import wait_until
+
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        assert is_our_process(sleeper.pid, ["sleep", "30"])
+        # Until the child has exec'd, its /proc cmdline is still this Python's (a loaded machine shows that gap).
+        wait_until(lambda: is_our_process(sleeper.pid, ["sleep", "30"]), timeout=20, what="sleep exec'd")
         assert not is_our_process(sleeper.pid, ["/usr/bin/ssh", "-N", "host"])
         assert not is_our_process(None, ["sleep", "30"])
     finally:
