@@ -111,9 +111,8 @@ def render(context: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchReques
 def dry_run_text(context: Any, order: LaunchOrder) -> str:
     """What ``start --dry-run`` prints: the request body (secrets masked) and the bootstrap."""
     from soong.core.bootstrap import LaunchSecrets
-    from soong.plugins.lambda_cloud.provider import launch_body
-
     from soong.core.errors import SecretError
+    from soong.plugins.lambda_cloud.provider import launch_body
 
     try:  # whether a token would be delivered decides whether SGLang waits for one; its value is not read here
         has_hf = bool(context.secrets.get("hf_token"))
