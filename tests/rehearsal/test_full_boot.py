@@ -173,7 +173,7 @@ def test_rendered_user_data_holds_no_hf_token(full_boot):
 def test_sglang_launcher_command_line_and_journal_hold_no_secret(full_boot):
     rh = full_boot
     secrets = (rh.plan.sglang_api_key, rh.hf_token)
-    every = rh.machine.run(["ps", "-e", "-ww", "-o", "user=,args="], timeout=30).stdout
+    every = rh.machine.run(["ps", "-e", "-ww", "-o", "user:32=,args="], timeout=30).stdout
     launchers = [line for line in every.splitlines() if "/usr/local/lib/soong/sglang-launch" in line]
     assert launchers and all(line.split()[0] == "soong-sglang" for line in launchers), every
     assert not [s for s in secrets if s in every], "a secret is on a command line (/proc/*/cmdline)"
