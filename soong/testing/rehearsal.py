@@ -375,13 +375,6 @@ class Rehearsal:
         instance = self.context.provider("lambda").get_instance(self.instance.id)
         return SecretCourier(self.context).deliver(instance, self.daemon_status())
 
-    def unit_processes(self, unit: str) -> list[int]:
-        """The pids in ``unit``'s control group, as the machine's systemd sees them."""
-        group = self.machine.run(["systemctl", "show", "-p", "ControlGroup", "--value", f"{unit}.service"],
-                                 timeout=30).stdout.strip()
-        procs = self.machine.run(["cat", f"/sys/fs/cgroup{group}/cgroup.procs"], timeout=30).stdout.split()
-        return [int(pid) for pid in procs if pid.isdigit()]
-
     def ssh(self, command: str, timeout: float = 60.0) -> Any:
         """Run ``command`` over a real SSH login as the login user (the tunnel backend's options)."""
         import subprocess

@@ -85,6 +85,8 @@ sys.exit(main(sys.argv[1:]))
 
 _LAUNCH_SERVER = '''"""sglang.launch_server stand-in of the soong boot rehearsal: SGLang's arguments, the sandbox's model stand-in."""
 import argparse
+import hashlib
+import os
 import sys
 
 from soong.sandbox.standin_server import serve
@@ -98,6 +100,9 @@ parser.add_argument("--api-key")
 args, ignored = parser.parse_known_args()
 # SGLang 0.5.23 logs its configuration with the key (engine.py: logger.info(f"server_args=...")); so does this
 print(f"sglang stand-in: server_args={vars(args)!r} (ignored: {' '.join(ignored)})", file=sys.stderr, flush=True)
+# what huggingface_hub would read (HF_TOKEN in os.environ), as a hash: the rehearsal compares it with its canary
+token = os.environ.get("HF_TOKEN", "")
+print(f"sglang stand-in: HF_TOKEN sha256={hashlib.sha256(token.encode()).hexdigest()}", file=sys.stderr, flush=True)
 serve(f"{args.host}:{args.port}", args.served_model_name or args.model_path, args.api_key)
 '''
 
