@@ -25,6 +25,7 @@ TUNNEL_COMMANDS = [
     "tunnel_start = soong.commands.tunnel:StartTunnel",
     "tunnel_stop = soong.commands.tunnel:StopTunnel",
     "tunnel_status = soong.commands.tunnel:TunnelStatus",
+    "tunnel_api-key = soong.commands.tunnel:TunnelApiKey",
     "ssh = soong.commands.ssh:Ssh",
     "ssh-config = soong.commands.ssh:SshConfig",
 ]

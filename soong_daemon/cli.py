@@ -33,10 +33,15 @@ def _state_dir(config: DaemonConfig) -> None:
 
 
 def check_startup(path: str) -> DaemonConfig:
-    """Load the config and check both secret files and the state folder; raise ConfigError naming the key."""
+    """Load the config and check both secret files and the state folder; raise ConfigError naming the key.
+
+    With ``api_key_delivery: ssh`` the API key file may be missing (soong delivers it
+    after boot; the daemon reads it at every API call and /status says it lacks it).
+    """
     config = load_config(path)
     read_secret(config.token_file, "token_file")
-    read_secret(config.api_key_file, "api_key_file")
+    if config.api_key_delivery != "ssh" or config.api_key_file.exists():
+        read_secret(config.api_key_file, "api_key_file")
     _state_dir(config)
     return config
 

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import yaml
 
 DEFAULT_API_URL = "https://cloud.lambda.ai/api/v1"
+#: How the API key reaches the daemon: written with the config at boot, or delivered over SSH later
+#: (then ``api_key_file`` may be missing at start-up; /status says the daemon cannot end the instance yet).
+API_KEY_DELIVERIES = ("user-data", "ssh")
 
 
 class ConfigError(ValueError):
@@ -57,6 +60,8 @@ class DaemonConfig:
     wall: bool
     preflight_grace_minutes: float = 10.0
     request_timeout_seconds: float = 5.0
+    api_key_delivery: str = "user-data"
+    hf_token_expected: bool = False
     source_file: Path | None = None
 
     @property
@@ -222,6 +227,13 @@ def _any_string(key: str, value: Any) -> str:
     return _string(key, value)
 
 
+def _api_key_delivery(key: str, value: Any) -> str:
+    text = _string(key, value)
+    if text not in API_KEY_DELIVERIES:
+        raise _fail(key, f"must be one of {', '.join(API_KEY_DELIVERIES)}, not {text!r}")
+    return text
+
+
 _REQUIRED = object()
 
 #: key -> (check, default). ``None`` in the YAML file means "use the default".
@@ -253,6 +265,8 @@ FIELDS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "wall": (_boolean, True),
     "preflight_grace_minutes": (_number(0, 1440), 10.0),
     "request_timeout_seconds": (_number(0.1, 25), 5.0),
+    "api_key_delivery": (_api_key_delivery, "user-data"),
+    "hf_token_expected": (_boolean, False),
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from soong_daemon import __version__, operations, preflight, prometheus, rules
 from soong_daemon.clock import iso
 from soong_daemon.config import DaemonConfig
+from soong_daemon.secrets_status import secrets_part
 from soong_daemon.state import State
 
 
@@ -95,6 +96,7 @@ def _state_part(state: State, config: DaemonConfig, boot: dict[str, Any]) -> dic
             "powered_off": termination.get("powered_off", False)},
         "boot": boot,
         "preflight": preflight.status_part(state, config, boot),
+        "secrets": secrets_part(config, boot),
         "gpu": state.get("gpu"),
         "enforcer": None,
         "clock": _clock_part(state),

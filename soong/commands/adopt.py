@@ -7,7 +7,12 @@ from soong.core.errors import SoongError
 
 
 class Adopt(ShowOne):
-    """Track an untracked instance in the ledger so the watchdog ends it at its hard limit."""
+    """Track an untracked instance in the ledger so the watchdog ends it at its hard limit.
+
+    If it runs soong's daemon with this profile's token and still waits for a secret
+    (the Hugging Face token; the API key with secrets.api_key_delivery: ssh), the
+    secret is delivered too.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -45,6 +50,22 @@ class Adopt(ShowOne):
         record = adopt_instance(ledger, instance, now=now, lease_hours=lease, hard_limit_hours=hard_limit,
                                 price_cents_per_hour=price, gpu=gpu, model=parsed_args.model)
         emitter_for(context).emit(launched_event(record, now))
+        self._deliver(instance)
         fields = ("Instance ID", "Type", "Region", "Price/h (USD)", "Lease ends", "Hard limit")
         return fields, (record.instance_id, record.instance_type, record.region, record.price_per_hour,
                         record.lease_ends_at.isoformat(timespec="seconds"), record.hard_limit_at.isoformat(timespec="seconds"))
+
+    def _deliver(self, instance):
+        """Deliver what the instance's daemon says it lacks (best effort: adopting never fails for it)."""
+        from soong.core.daemon_client import connect
+        from soong.core.secret_delivery import deliver_after
+
+        if not instance.ip or instance.status != "active":
+            return
+        timeout = float(self.context.config.get("status.daemon_timeout_seconds"))
+        say = lambda line: self.app.stderr.write(f"soong: {line}\n")  # noqa: E731
+        try:
+            with connect(self.context, instance, timeout=(min(2.0, timeout), timeout)) as client:
+                deliver_after(self.context, instance, client, say)
+        except SoongError as exc:
+            say(f"the daemon of {instance.id} did not answer ({exc}); 'soong status' delivers any missing secret later")

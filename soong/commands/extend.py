@@ -31,7 +31,8 @@ class Extend(ShowOne):
 
     The added cost is shown and confirmed first; the instance's daemon decides
     and, if it refuses (the hard limit, a shutdown already decided), its reason
-    is shown.
+    is shown. A secret the instance still waits for (the Hugging Face token; the
+    API key with secrets.api_key_delivery: ssh) is delivered on the way.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -58,8 +59,11 @@ class Extend(ShowOne):
         added = f"${cents / 100 * hours:.2f} more (${cents / 100:.2f}/h)" if cents is not None else "an unknown cost"
         self.confirm(f"Extend the lease of {instance.id} by {hours:g} h for up to {added}?", parsed_args)
         timeout = float(context.config.get("status.daemon_timeout_seconds"))
+        from soong.core.secret_delivery import deliver_after
+
         with connect(context, instance, timeout=(min(2.0, timeout), max(timeout, 5.0))) as client:
             answer = client.extend(hours)
+            deliver_after(context, instance, client, lambda line: self.app.stderr.write(f"soong: {line}\n"))
         lease_end = _parse_time(answer.get("lease_end"))
         hard_limit = _parse_time(answer.get("hard_limit_at"))
         if record is not None and record.is_open and lease_end is not None:

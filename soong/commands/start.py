@@ -112,6 +112,8 @@ class Start(Command):
                              over_budget=parsed_args.over_budget)
         if check.remaining_usd is not None:
             self.say(f"budget:     ${check.remaining_usd:.2f} left this month before this launch")
+        if context.config.get("secrets.api_key_delivery") == "ssh":
+            self.say(ssh_delivery_warning(context))
         self.confirm(f"Launch {itype.name} at ${preview.hourly_usd:.2f}/h (worst case ${preview.worst_case_usd:.2f})?",
                      parsed_args)
         secrets = launch_secrets(context, warn=self.warn)
@@ -165,6 +167,22 @@ class Start(Command):
                   f"  soong stop --instance-id {instance_id}   # terminate: billing stops only then\n")
 
 
+def ssh_delivery_warning(context: Any) -> str:
+    """What ``secrets.api_key_delivery: ssh`` means for this launch, and whether the watchdog is installed."""
+    installed = None
+    try:
+        from soong.core.watchdog_install import installers
+
+        installed = any(installer.installed() for installer in installers(context))
+    except Exception:  # only a hint: never let it stop a launch
+        installed = None
+    state = {True: "it is installed here", False: "it is NOT installed here: run 'soong watchdog install'",
+             None: "check it with 'soong watchdog status'"}[installed]
+    return ("warning: secrets.api_key_delivery is ssh: the API key is not in the user data, so the instance cannot "
+            "end itself until soong delivers the key once its daemon answers; if this machine goes away before "
+            f"then, only the watchdog ends it ({state})")
+
+
 def _request(parsed_args: argparse.Namespace) -> Any:
     from soong.core.start_flow import StartRequest
 
@@ -190,5 +208,6 @@ def _unplaced(planner: Any, draft: Any) -> Any:
                        lease_hours=draft.lease_hours, hard_limit_hours=draft.hard_limit_hours,
                        context_length=draft.context_length, filesystem=draft.policy.filesystem,
                        image=planner.image_for(itype, region),
-                       image_family=planner.platform.family if planner.platform is not None else None)
+                       image_family=planner.platform.family if planner.platform is not None else None,
+                       hf_gated=draft.hf_gated)
 

@@ -62,13 +62,24 @@ def _wait(cmd: Any, instance: Any, order: Any, provider: Any) -> Any:
     from soong.core.durations import format_duration
     from soong.core.progress_display import progress_display
     from soong.core.readiness import TunnelProbe, ready_timeout_seconds, wait_until_ready
+    from soong.core.secret_delivery import SecretCourier
 
     context = cmd.context
     sglang = bool(context.config.get("services.sglang"))
     timeout = ready_timeout_seconds(context.config, order.instance_type.gpu_count)
     header = (f"waiting for {order.model.id} on {instance.id} ({order.instance_type.name}, "
               f"up to {format_duration(_dt.timedelta(seconds=round(timeout)))})")
-    probe = TunnelProbe(context, sglang=sglang)
+    said: set[str] = set()
+    display = None
+
+    def report(delivery: Any) -> None:  # once per distinct line, above the progress line
+        line = delivery.line()
+        if line not in said:
+            said.add(line)
+            (display.note if display is not None else cmd.say)(line)
+
+    # the secrets the user data does not carry go over SSH as soon as the daemon answers
+    probe = TunnelProbe(context, sglang=sglang, courier=SecretCourier(context, report=report))
     try:
         with progress_display(cmd.app.stderr, header) as display:
             return wait_until_ready(provider, instance.id, probe, timeout=timeout,
@@ -102,12 +113,22 @@ def print_ready(cmd: Any, instance: Any, order: Any, record: Any) -> None:
         for name, label, suffix in labels:
             if name in ports:
                 out.write(f"  {label + ':':<23}{ports[name]}{suffix}\n")
+        if "sglang" in ports:
+            out.write("  SGLang requires the instance's own API key (Authorization: Bearer KEY); for OpenAI clients:\n")
+            out.write(openai_hint(ports["sglang"], instance.id, profile=cmd.context.profile, indent="    "))
     else:
         out.write(f"  no tunnel opened (--no-tunnel); 'soong tunnel start --instance-id {instance.id}' opens one\n")
     out.write("next:\n"
               "  soong status          # cost so far, lease left, idle time\n"
               "  soong extend 2        # add 2 hours to the lease\n"
               f"  soong stop            # terminate {instance.id}: billing stops only then\n")
+
+
+def openai_hint(base: str, instance_id: str, *, profile: str | None = None, indent: str = "") -> str:
+    """How to point an OpenAI client at the tunnel: the key is printed by a command, never here."""
+    soong = f"soong --profile {profile}" if profile and profile != "default" else "soong"
+    return (f"{indent}export OPENAI_BASE_URL={base}/v1\n"
+            f"{indent}export OPENAI_API_KEY=$({soong} tunnel api-key --instance-id {instance_id})\n")
 
 
 def wait_and_connect(cmd: Any, instance: Any, order: Any, ledger: Any, provider: Any, *, tunnel: bool) -> int:

@@ -53,6 +53,8 @@ class Status(Lister):
         from soong.core.status_report import gather
 
         report = gather(self.context, instance_id=parsed_args.instance_id, include_ended=parsed_args.all)
+        for note in report.notes:
+            self.app.stderr.write(f"soong: {note}\n")
         for warning in report.warnings:
             self.warn(warning)
         if parsed_args.instance_id and not report.rows:

@@ -1,4 +1,5 @@
-"""``soong tunnel start|stop|status``: persistent tunnels to instances' SGLang, n8n and status daemon."""
+"""``soong tunnel start|stop|status|api-key``: persistent tunnels to instances' SGLang, n8n and status daemon,
+and SGLang's per-instance API key (what an OpenAI client sends as ``OPENAI_API_KEY``)."""
 
 from __future__ import annotations
 
@@ -187,15 +188,24 @@ class TunnelStatus(Lister):
     """List persistent tunnels: instance, pid, local->remote ports and whether they answer.
 
     A tunnel whose process has died is shown once as dead and its record removed.
+    For each live tunnel to SGLang, how to point an OpenAI client at it is printed
+    on stderr: SGLang asks every request for the instance's own API key, which
+    'soong tunnel api-key' prints.
     """
 
     def take_action(self, parsed_args: argparse.Namespace) -> Any:
+        from soong.commands.start_wait import openai_hint
         from soong.core.tunnel_state import TunnelStore
 
         store = TunnelStore(self.context.paths.state_dir)
         rows = []
         for backend in backends_with_tunnels(self.context):
             for record in backend.list():
+                sglang = next((f for f in record.forwards if f.name == "sglang"), None)
+                if record.alive and sglang is not None:
+                    self.app.stderr.write(f"soong: SGLang of {record.instance_id} (every request needs its API key):\n"
+                                          + openai_hint(f"http://{sglang.local_host}:{sglang.local_port}",
+                                                        record.instance_id, profile=self.context.profile, indent="  "))
                 if record.alive:
                     alive = "yes"
                 elif record.pid and store.load(record.instance_id) is None:
@@ -206,3 +216,27 @@ class TunnelStatus(Lister):
                 rows.append((record.instance_id, record.name or "", record.backend, record.pid or "",
                              forwards_text(record.forwards), alive, started))
         return ("Instance", "Name", "Backend", "PID", "Forwards", "Alive", "Started"), rows
+
+
+class TunnelApiKey(Command):
+    """Print the SGLang API key of an instance, and nothing else, on stdout.
+
+    SGLang on every instance requires its own key (Authorization: Bearer KEY), so a web
+    page in your browser cannot use the tunnel. Use it with an OpenAI client:
+    'export OPENAI_API_KEY=$(soong tunnel api-key --instance-id ID)'. The key is
+    derived from this profile's daemon token and the instance's launch name; soong
+    never writes it to a log.
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        _add_instance_option(parser)
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from soong.core.instance_keys import sglang_api_key_for
+        from soong.core.selection import choose_instance
+
+        instance = choose_instance(self.context, parsed_args.instance_id, stdin=self.app.stdin, stderr=self.app.stderr)
+        self.app.stdout.write(sglang_api_key_for(self.context, instance) + "\n")
+        return 0

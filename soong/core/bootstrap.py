@@ -11,7 +11,10 @@ result must stay under the provider's limit (:data:`USER_DATA_LIMIT`).
 Secrets travel only inside ``write_files`` entries with mode ``0600``;
 :func:`redact_user_data` masks them for display and :func:`extract_daemon_bundle`
 reads the status daemon's config and secret files back out of a rendered
-document (the local sandbox starts a real daemon from it).
+document (the local sandbox starts a real daemon from it). The Hugging Face token
+never travels in the user data, and the Lambda API key does not either with
+``secrets.api_key_delivery: ssh``: soong delivers them over SSH after boot
+(:mod:`soong.core.secret_delivery`) to the receiver at :data:`SECRET_RECEIVER_PATH`.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ BOOT_LOG = "/var/log/soong-boot.log"
 #: Phase names written to the boot log, in their usual order (a failure logs ``<part>-failed``,
 #: for example ``preflight-failed``).
 BOOT_PHASES = ("userdata-private", "metadata-closed", "metadata-open", "enforcer-up", "daemon-up", "preflight-ok",
-               "fs-mounted", "fs-missing", "fs-refused", "sglang-installing", "sglang-loading", "sglang-ready",
-               "n8n-ready")
+               "fs-mounted", "fs-missing", "fs-refused", "sglang-installing", "sglang-waiting-token", "sglang-loading",
+               "sglang-ready", "n8n-ready")
 
 #: Where the status daemon's config and secret files live on the instance.
 DAEMON_USER = "soong-daemon"
@@ -57,6 +60,17 @@ HF_TOKEN_PATH = f"{SGLANG_SECRETS_DIR}/hf-token"
 SGLANG_API_KEY_PATH = f"{SGLANG_SECRETS_DIR}/api-key"
 N8N_SECRETS_DIR = "/etc/soong-n8n"
 
+#: The program that stores a secret delivered over SSH (read from stdin, run as root through
+#: ``sudo -n``), its inputs (names, paths, owners; no secrets), and the names it takes with the
+#: boot-log phase it writes for each (the daemon's ``/status`` reports delivered secrets from them).
+SECRET_RECEIVER_PATH = "/usr/local/lib/soong/receive-secret"
+SECRET_RECEIVER_CONFIG = "/etc/soong/secrets.json"
+HF_TOKEN_SECRET = "hf-token"
+API_KEY_SECRET = "lambda-api-key"
+SECRET_PHASES = {HF_TOKEN_SECRET: "hf-token-delivered", API_KEY_SECRET: "api-key-delivered"}
+#: How the Lambda API key reaches the daemon (config key ``secrets.api_key_delivery``).
+API_KEY_DELIVERIES = ("user-data", "ssh")
+
 SGLANG_PORT = 8000
 N8N_PORT = 5678
 
@@ -70,23 +84,30 @@ class UserDataError(SoongError):
 
 @dataclasses.dataclass(frozen=True)
 class LaunchSecrets:
-    """The secrets an instance needs; never shown by ``repr``."""
+    """The secrets an instance needs; never shown by ``repr``.
+
+    ``hf_token`` is never written into the user data: it is what soong delivers over
+    SSH after boot. ``sglang_api_key`` is SGLang's per-instance key; None derives it
+    from the daemon token and the instance name (:func:`soong.core.instance_keys.sglang_api_key`).
+    """
 
     lambda_api_key: str
     daemon_token: str
     hf_token: str | None = None
+    sglang_api_key: str | None = None
 
     def __repr__(self) -> str:
         return "LaunchSecrets(<redacted>)"
 
     def values(self) -> list[str]:
         """Every secret value that is set."""
-        return [v for v in (self.lambda_api_key, self.daemon_token, self.hf_token) if v]
+        return [v for v in (self.lambda_api_key, self.daemon_token, self.hf_token, self.sglang_api_key) if v]
 
     @classmethod
     def placeholders(cls, with_hf_token: bool = False) -> "LaunchSecrets":
         """Stand-ins for a preview that reads no secret."""
-        return cls(f"<lambda_api_key:{MASK}>", f"<daemon_token:{MASK}>", f"<hf_token:{MASK}>" if with_hf_token else None)
+        return cls(f"<lambda_api_key:{MASK}>", f"<daemon_token:{MASK}>", f"<hf_token:{MASK}>" if with_hf_token else None,
+                   f"<sglang_api_key:{MASK}>")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +150,16 @@ class LaunchPlan:
     #: The machine image family the instance boots and its host architecture (``x86_64``, ``arm64``).
     image_family: str | None = None
     architecture: str = "x86_64"
+    #: Whether SGLang waits for the Hugging Face token delivered over SSH before it starts (a
+    #: gated model). None: when ``secrets.hf_token`` is set (see :attr:`hf_token_expected`).
+    await_hf_token: bool | None = None
+    #: How the Lambda API key reaches the daemon: in the user data, or over SSH after boot.
+    api_key_delivery: str = "user-data"
+
+    def __post_init__(self) -> None:
+        if self.api_key_delivery not in API_KEY_DELIVERIES:
+            raise UserDataError(f"secrets.api_key_delivery must be one of {', '.join(API_KEY_DELIVERIES)}, "
+                                f"not {self.api_key_delivery!r}")
 
     @property
     def tp_size(self) -> int:
@@ -149,6 +180,32 @@ class LaunchPlan:
         """Whether service ``name`` (``sglang``, ``n8n``) runs on the instance."""
         return bool(self.services.get(name, False))
 
+    @property
+    def hf_token_expected(self) -> bool:
+        """Whether the instance waits for the Hugging Face token (SGLang on, and a gated model)."""
+        if not self.service_enabled("sglang"):
+            return False
+        return bool(self.secrets.hf_token) if self.await_hf_token is None else bool(self.await_hf_token)
+
+    @property
+    def api_key_in_user_data(self) -> bool:
+        """Whether the Lambda API key is written into the user data (``secrets.api_key_delivery: user-data``)."""
+        return self.api_key_delivery != "ssh"
+
+    @property
+    def sglang_api_key(self) -> str:
+        """SGLang's per-instance API key (the given one, else derived from the daemon token and the name)."""
+        from soong.core.instance_keys import sglang_api_key
+
+        return self.secrets.sglang_api_key or sglang_api_key(self.secrets.daemon_token, self.instance_name)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value of this launch, SGLang's derived key included (for redaction)."""
+        values = self.secrets.values()
+        if self.service_enabled("sglang") and self.sglang_api_key not in values:
+            values.append(self.sglang_api_key)
+        return values
+
     @classmethod
     def from_context(cls, context: Any, model: ModelSpec, *, instance_name: str, gpu_count: int,
                      secrets: LaunchSecrets, **overrides: Any) -> "LaunchPlan":
@@ -166,6 +223,7 @@ class LaunchPlan:
             "services": {"sglang": config.get("services.sglang"), "n8n": config.get("services.n8n")},
             "source_env_sh": config.get("services.source_env_sh"),
             "login_user": config.get("ssh.user"),
+            "api_key_delivery": config.get("secrets.api_key_delivery"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(model=model, instance_name=instance_name, gpu_count=gpu_count, secrets=secrets, **values)
@@ -340,11 +398,15 @@ def file_content(entry: Mapping[str, Any]) -> bytes:
 
 @dataclasses.dataclass(frozen=True)
 class DaemonBundle:
-    """The status daemon's config and secrets as a rendered document writes them."""
+    """The status daemon's config and secrets as a rendered document writes them.
+
+    ``api_key`` is None when the config says the key is delivered over SSH
+    (``api_key_delivery: ssh``) and the document does not carry it.
+    """
 
     config: dict[str, Any]
     token: str
-    api_key: str
+    api_key: str | None
     files: Mapping[str, Mapping[str, Any]]
 
     def __repr__(self) -> str:
@@ -361,18 +423,22 @@ def extract_daemon_bundle(document: str) -> DaemonBundle:
     config = yaml.safe_load(file_content(files[DAEMON_CONFIG_PATH]).decode("utf-8"))
     if not isinstance(config, dict):
         raise UserDataError("the daemon config in the user data is not a mapping")
-    secrets = {}
+    secrets: dict[str, str | None] = {}
     for key in ("token_file", "api_key_file"):
         path = config.get(key)
         if path not in files:
+            if key == "api_key_file" and config.get("api_key_delivery") == "ssh":
+                secrets[key] = None  # delivered over SSH after boot
+                continue
             raise UserDataError(f"the daemon config names {key} {path!r} but the user data does not write it")
         secrets[key] = file_content(files[path]).decode("utf-8").strip()
-    wanted = (DAEMON_CONFIG_PATH, config["token_file"], config["api_key_file"])
-    return DaemonBundle(config, secrets["token_file"], secrets["api_key_file"], {p: files[p] for p in wanted})
+    wanted = [p for p in (DAEMON_CONFIG_PATH, config["token_file"], config["api_key_file"]) if p in files]
+    return DaemonBundle(config, secrets["token_file"] or "", secrets["api_key_file"], {p: files[p] for p in wanted})
 
 
-def redact_user_data(document: str, secrets: LaunchSecrets) -> str:
-    """``document`` with every secret value of ``secrets`` replaced by a mask."""
-    for value in sorted(secrets.values(), key=len, reverse=True):
+def redact_user_data(document: str, secrets: "LaunchSecrets | LaunchPlan") -> str:
+    """``document`` with every secret value of ``secrets`` (or of a plan, derived keys included) replaced by a mask."""
+    values = secrets.secret_values() if isinstance(secrets, LaunchPlan) else secrets.values()
+    for value in sorted(values, key=len, reverse=True):
         document = document.replace(value, MASK)
     return document

@@ -125,6 +125,12 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _command(value: list) -> str | None:
+    if not all(isinstance(word, str) and word for word in value):
+        return "must be a list of non-empty strings (the program first)"
+    return None
+
+
 def _command_overrides(value: list) -> str | None:
     for entry in value:
         if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
@@ -186,12 +192,14 @@ KEYS: tuple[Key, ...] = (
     Key("tunnel.sglang_port", "int", 8000, "Local port for SGLang's OpenAI-compatible API.", **PORT),
     Key("tunnel.n8n_port", "int", 5678, "Local port for n8n.", **PORT),
     Key("tunnel.status_port", "int", 8080, "Local port for the status daemon.", **PORT),
+    Key("tunnel.direct_exec", "list", [], "With the direct backend: a local command that runs a command on an instance (its address, then the command, are appended; the sandbox sets it). Empty: the direct backend cannot run commands, so soong cannot deliver secrets through it.", check=_command, env=False),
     Key("huggingface.endpoint", "str", None, "Hugging Face Hub URL for the gated-model check before a launch (None: $HF_ENDPOINT, else https://huggingface.co).", nullable=True, check=_url),
     Key("huggingface.check_gated", "bool", True, "Before launching, ask the Hub whether the model is gated and hf_token may download it."),
     Key("services.sglang", "bool", True, "Run SGLang on the instance."),
     Key("services.n8n", "bool", True, "Run n8n on the instance."),
     Key("services.source_env_sh", "bool", False, "Source secrets/env.sh from the persistent file system into SGLang's and n8n's environment (as their own users). Off by default: anyone who can write the file system controls that file; see docs/security.md."),
     Key("secrets.backend", "str", "keyring", "Where secrets live: keyring, or file (0600 plaintext, opt-in).", choices=("keyring", "file")),
+    Key("secrets.api_key_delivery", "str", "user-data", "How the Lambda API key reaches an instance's daemon: user-data (in the user data, so the instance can end itself from its first second), or ssh (never in the user data: soong delivers it over SSH once the daemon answers; until then only the watchdog can end the instance, so install it). See docs/security.md.", choices=("user-data", "ssh")),
     Key("budget.monthly_usd", "float", None, "Monthly spend cap checked by start.", nullable=True, minimum=0),
     Key("budget.max_hourly_usd", "float", None, "Highest hourly price start accepts.", nullable=True, minimum=0),
     Key("watchdog.unreachable_minutes", "int", 15, "Minutes a daemon may be unreachable past its lease before the watchdog terminates.", minimum=1, maximum=1440),

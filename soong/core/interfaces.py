@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Instance,
         InstanceType,
         LaunchRequest,
+        RemoteResult,
         SshKey,
         TunnelRecord,
         TunnelTarget,
@@ -156,6 +157,25 @@ class TunnelBackend(abc.ABC):
     @abc.abstractmethod
     def check(self, instance_id: str) -> bool:
         """Whether the persistent tunnel of an instance is up and its ports answer."""
+
+    def run(self, target: "TunnelTarget", argv: Sequence[str], *, stdin: bytes = b"",
+            timeout: float = 60.0) -> "RemoteResult":
+        """Run ``argv`` on the instance as the login user, with ``stdin`` as its standard input.
+
+        This is how soong delivers a secret after boot (the Hugging Face token, and the
+        Lambda API key with ``secrets.api_key_delivery: ssh``): the secret travels only
+        on ``stdin``, so an implementation must never put ``stdin`` on a command line,
+        in a file or in a log. Return the command's exit status and output (a failing
+        command is a result, not an exception); raise
+        :class:`~soong.core.errors.UnreachableError` when the instance cannot be
+        reached or the command did not finish within ``timeout`` seconds.
+
+        Optional: the default raises UnreachableError, meaning this backend cannot run
+        commands (soong then cannot deliver secrets through it and says so).
+        """
+        from soong.core.errors import UnreachableError
+
+        raise UnreachableError(f"the tunnel backend '{self.name}' cannot run commands on an instance")
 
     def forget(self, instance_id: str) -> None:
         """Drop what the backend remembers about an ended instance (e.g. its SSH host key).

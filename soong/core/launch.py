@@ -43,6 +43,9 @@ class LaunchOrder:
     #: and the region) and its family's facts; None when the provider does not choose images.
     image: MachineImage | None = None
     image_family: ImageFamily | None = None
+    #: Whether the Hub said the model is gated (None: unknown). SGLang waits for the Hugging Face
+    #: token (delivered over SSH) unless the Hub said the model is public.
+    hf_gated: bool | None = None
 
     @property
     def launch_name(self) -> str:
@@ -85,7 +88,8 @@ def build_plan(context: Any, order: LaunchOrder, secrets: Any) -> Any:
     )
     return dataclasses.replace(plan, filesystem_name=order.filesystem,
                                image_family=order.image.family if order.image else None,
-                               architecture=order.instance_type.architecture)
+                               architecture=order.instance_type.architecture,
+                               await_hf_token=bool(secrets.hf_token) and order.hf_gated is not False)
 
 
 def build_request(order: LaunchOrder, user_data: str | None) -> LaunchRequest:
@@ -107,9 +111,14 @@ def render(context: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchReques
 def dry_run_text(context: Any, order: LaunchOrder) -> str:
     """What ``start --dry-run`` prints: the request body (secrets masked) and the bootstrap."""
     from soong.core.bootstrap import LaunchSecrets
+    from soong.core.errors import SecretError
     from soong.plugins.lambda_cloud.provider import launch_body
 
-    placeholders = LaunchSecrets.placeholders()
+    try:  # whether a token would be delivered decides whether SGLang waits for one; its value is not read here
+        has_hf = bool(context.secrets.get("hf_token"))
+    except SecretError:
+        has_hf = False
+    placeholders = LaunchSecrets.placeholders(with_hf_token=has_hf)
     request, user_data = render(context, order, placeholders)
     body = launch_body(request, order.launch_name)
     body["user_data"] = f"<{len(user_data.encode())} bytes, printed below>"

@@ -34,8 +34,10 @@ PROVIDER_RETURNS: dict[str, Any] = {
     "image_family": ("ImageFamily", None),
     "machine_images": (list, "MachineImage"),
 }
-#: Tunnel backend methods: only their exceptions are named (their answers are checked where they are used).
+#: Tunnel backend methods: only their exceptions are named (their answers are checked where they are used),
+#: except ``run``'s, which must be a RemoteResult.
 TUNNEL_METHODS: dict[str, Any] = {name: None for name in ("open", "start", "list", "close", "check", "forget")}
+TUNNEL_METHODS["run"] = "RemoteResult"
 
 
 def _class(name: str) -> type:

@@ -48,6 +48,11 @@ class PlainProgress:
         self.stream.write(f"soong: [{_clock(progress.elapsed)}] {progress.label}{suffix}\n")
         self.stream.flush()
 
+    def note(self, line: str) -> None:
+        """Print one line that is not a step (a secret delivered, for example)."""
+        self.stream.write(f"soong: {line}\n")
+        self.stream.flush()
+
 
 class LiveProgress:
     """A rich live panel listing the steps; the current one with a spinner."""
@@ -102,6 +107,13 @@ class LiveProgress:
         if self._live is not None:
             self._live.refresh()
             self._live.__exit__(*exc)
+
+    def note(self, line: str) -> None:
+        """Print one line above the panel."""
+        if self._live is not None:
+            self._live.console.print(f"soong: {line}", markup=False, highlight=False)
+        else:
+            self.console.print(f"soong: {line}", markup=False, highlight=False)
 
     def update(self, progress: Progress) -> None:
         """Show ``progress``."""

@@ -12,8 +12,14 @@ The steps, each seen from this machine:
     the bootstrap reports SGLang installing or loading the weights (the
     daemon's boot phases);
 ``ready``
-    SGLang itself answers ``GET /health`` with 200 through the tunnel (or, with
-    ``services.sglang`` off, the daemon answers).
+    SGLang itself answers ``GET /health`` with 200 through the tunnel, and
+    ``GET /v1/models`` with 200 to this instance's API key (so the key soong
+    shows works; or, with ``services.sglang`` off, the daemon answers).
+
+As soon as the daemon answers, the probe's courier (when given) delivers the
+secrets the daemon says the instance lacks (the Hugging Face token for a gated
+model; the Lambda API key with ``secrets.api_key_delivery: ssh``), see
+:mod:`soong.core.secret_delivery`.
 
 :func:`wait_until_ready` polls every ``start.poll_seconds`` until ``ready``,
 raising :class:`ReadyTimeout` after the timeout (:func:`ready_timeout_seconds`:
@@ -159,16 +165,27 @@ def _failed_phase(status: Mapping[str, Any]) -> str | None:
     return None
 
 
-class TunnelProbe:
-    """Reaches an instance's daemon and SGLang through one foreground tunnel, kept open between checks."""
+class SglangKeyRefused(InstanceFailed):
+    """SGLang answers, but refuses the API key soong computes for the instance."""
 
-    def __init__(self, context: Any, *, sglang: bool = True, timeout: tuple[float, float] = (2.0, 4.0)) -> None:
+
+class TunnelProbe:
+    """Reaches an instance's daemon and SGLang through one foreground tunnel, kept open between checks.
+
+    :param courier: a :class:`~soong.core.secret_delivery.SecretCourier` that delivers
+        what the daemon says is missing, each time its status is read (None: nothing).
+    """
+
+    def __init__(self, context: Any, *, sglang: bool = True, timeout: tuple[float, float] = (2.0, 4.0),
+                 courier: Any = None) -> None:
         self.context = context
         self.sglang = sglang
         self.timeout = timeout
+        self.courier = courier
         self._stack: contextlib.ExitStack | None = None
         self._endpoints: dict[str, str] = {}
         self._token: str | None = None
+        self._api_key: str | None = None
 
     def _open(self, instance: Any) -> dict[str, str]:
         from soong.core.types import Forward, TunnelTarget
@@ -210,26 +227,46 @@ class TunnelProbe:
         with DaemonClient(endpoints["status"], self._token or "", timeout=self.timeout,
                           label=f"instance {instance.id}") as client:
             try:
-                return client.status()
+                status = client.status()
             except UnreachableError:
                 self.close()  # the tunnel may be what broke; open it again next time
                 return None
+        if self.courier is not None:
+            self.courier.deliver(instance, status)
+        return status
 
     def sglang_ready(self, instance: Any) -> bool:
-        """True when SGLang answers ``GET /health`` with 200."""
+        """True when SGLang answers ``GET /health`` and, with the instance's API key, ``GET /v1/models``.
+
+        Raises :class:`SglangKeyRefused` when SGLang answers 401 to the key (waiting
+        would not change that). SGLang 0.5.23 lets ``/health*``, ``/ready*`` and
+        ``/metrics*`` through without a key and asks every other route for ``Authorization:
+        Bearer <key>`` (``decide_request_auth``, sglang/srt/utils/auth.py).
+        """
         import requests
+
+        from soong.core.instance_keys import sglang_api_key_for
 
         url = self._endpoints.get("sglang")
         if not url:
             return False
+        if self._api_key is None:
+            self._api_key = sglang_api_key_for(self.context, instance)
         session = requests.Session()
         session.trust_env = False
         try:
-            return session.get(url + "/health", timeout=self.timeout).status_code == 200
+            if session.get(url + "/health", timeout=self.timeout).status_code != 200:
+                return False
+            models = session.get(url + "/v1/models", timeout=self.timeout,
+                                 headers={"Authorization": f"Bearer {self._api_key}"})
         except requests.RequestException:
             return False
         finally:
             session.close()
+        if models.status_code == 401:
+            raise SglangKeyRefused(f"SGLang on instance {instance.id} refuses the API key soong computes for it",
+                                   hint="the daemon_token in this profile is not the one the instance was launched with")
+        return models.status_code == 200
 
 
 def check_once(provider: Any, instance_id: str, probe: Any, *, elapsed: float, sglang: bool) -> Progress:
@@ -263,7 +300,10 @@ def check_once(provider: Any, instance_id: str, probe: Any, *, elapsed: float, s
                              hint=f"look with 'soong ssh --instance-id {instance_id} -- tail -n 50 /var/log/soong-boot.log'")
     if not sglang or probe.sglang_ready(instance):
         return Progress("ready", elapsed, instance, daemon_phase)
-    phase = "loading" if sglang_state(status) in ("installing", "loading") else "daemon"
+    state = sglang_state(status)
+    phase = "loading" if state in ("installing", "loading") else "daemon"
+    if state == "waiting-token" and not detail:
+        detail = "SGLang waits for the Hugging Face token"
     return Progress(phase, elapsed, instance, daemon_phase, detail)
 
 

@@ -209,13 +209,14 @@ class LaunchPlanner:
         lease, hard = _lease(self.context, request.hours)
         policy = self.policy(request)
         spec, choice, context_length = self.choose_type(request, policy)
-        check_model_access(self.context, spec, warn=self.ui.say)  # a gated model without access: refuse before launch
+        access = check_model_access(self.context, spec, warn=self.ui.say)  # gated without access: refuse before launch
         name = _name(request, spec.id)
         ssh_key = _ssh_key_name(self.context, self.provider)
         if choice.forced:
             self.ui.say(f"warning: {choice.instance_type.name} does not fit {spec.id} ({choice.fit.problem}); "
                         "launching anyway because of --force")
-        return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy)
+        return Draft(spec, choice, context_length, lease, hard, name, ssh_key, policy,
+                     hf_gated=access.gated if access is not None else None)
 
     def region_now(self, draft: "Draft") -> str | None:
         """The region the launch would use with the capacity (where its image exists) known now."""
@@ -253,7 +254,8 @@ class LaunchPlanner:
                            name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,
                            filesystem=draft.policy.filesystem, image=self.image_for(itype, region),
-                           image_family=self.platform.family if self.platform is not None else None)
+                           image_family=self.platform.family if self.platform is not None else None,
+                           hf_gated=draft.hf_gated)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +270,8 @@ class Draft:
     name: str
     ssh_key: str
     policy: RegionPolicy
+    #: What the Hub said: the model is gated (True), public (False), or unknown (None: not asked or unreachable).
+    hf_gated: bool | None = None
 
     def region_now(self) -> str | None:
         """The region the launch would use with the capacity known now (None: none has capacity)."""

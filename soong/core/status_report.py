@@ -6,7 +6,11 @@ read; then every active instance's daemon is asked for ``/status`` at once,
 through the tunnel backend, while the ledger is reconciled with the list. A
 daemon that cannot be reached leaves its row with what the provider and the
 ledger know (graceful degradation); a provider that cannot be reached leaves
-the rows the ledger knows, marked unknown.
+the rows the ledger knows, marked unknown. A daemon that says its instance lacks
+a secret soong delivers after boot (the Hugging Face token, or the Lambda API key
+with ``secrets.api_key_delivery: ssh``) gets it right away
+(:mod:`soong.core.secret_delivery`); one that still has no API key is named in a
+warning, since it cannot end its instance.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class StatusReport:
     rows: list[StatusRow]
     budget: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def total_cost(self) -> float:
@@ -74,6 +79,38 @@ def _daemon_status(context: Any, instance: Any, timeout: float) -> tuple[dict[st
         return None, "unreachable"
     except Exception:  # a broken backend plugin must not break the whole table
         return None, "unreachable"
+
+
+def _status_and_secrets(context: Any, instance: Any, timeout: float) -> tuple[dict[str, Any] | None, str, list[Any]]:
+    """The daemon's status, and the secrets delivered because it lacked them."""
+    from soong.core.secret_delivery import SecretCourier
+
+    status, daemon = _daemon_status(context, instance, timeout)
+    try:
+        deliveries = SecretCourier(context).deliver(instance, status) if status is not None else []
+    except Exception as exc:  # never let a delivery break the table
+        return status, daemon, [f"could not deliver secrets to instance {instance.id}: {exc}"]
+    return status, daemon, deliveries
+
+
+def secrets_lines(instance_id: str, status: dict[str, Any] | None, deliveries: list[Any]) -> tuple[list[str], list[str]]:
+    """``(notes, warnings)`` about the secrets of one instance after ``deliveries``."""
+    from soong.core.secret_delivery import cannot_self_terminate
+
+    notes, warnings = [], []
+    for delivery in deliveries:
+        if isinstance(delivery, str):
+            warnings.append(delivery)
+        elif delivery.outcome == "delivered":
+            notes.append(delivery.line())
+        else:
+            warnings.append(delivery.line())
+    key_delivered = any(not isinstance(d, str) and d.name == "lambda-api-key" and d.outcome == "delivered"
+                        for d in deliveries)
+    if cannot_self_terminate(status) and not key_delivered:
+        warnings.append(f"instance {instance_id} cannot end itself: its daemon has no Lambda API key yet "
+                        "(secrets.api_key_delivery: ssh); until soong delivers it, only the watchdog ends it")
+    return notes, warnings
 
 
 def _tunnel_states(context: Any) -> dict[str, str]:
@@ -180,7 +217,7 @@ def gather(context: Any, *, instance_id: str | None = None, include_ended: bool 
             for inst in live:
                 if inst.is_billable and inst.ip and inst.status in ("active", "unhealthy") \
                         and instance_id in (None, inst.id):
-                    daemon_futures[inst.id] = pool.submit(_daemon_status, context, inst, timeout)
+                    daemon_futures[inst.id] = pool.submit(_status_and_secrets, context, inst, timeout)
             _reconcile(context, ledger, provider, live, now, report)
         try:
             types = {t.name: t for t in types_future.result()}
@@ -195,7 +232,10 @@ def gather(context: Any, *, instance_id: str | None = None, include_ended: bool 
         for inst in live or []:
             if not inst.is_billable or instance_id not in (None, inst.id):
                 continue
-            status, daemon = daemon_futures[inst.id].result() if inst.id in daemon_futures else (None, "")
+            status, daemon, deliveries = daemon_futures[inst.id].result() if inst.id in daemon_futures else (None, "", [])
+            notes, warnings = secrets_lines(inst.id, status, deliveries)
+            report.notes += notes
+            report.warnings += warnings
             record = records.get(inst.id)
             report.rows.append(build_row(inst, record if record and record.is_open else record, status, daemon,
                                          types.get(inst.instance_type), tunnels.get(inst.id, "-"), now))

@@ -236,3 +236,17 @@ class TunnelRecord:
     host: str | None = None
     name: str | None = None
     started_at: _dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteResult:
+    """What a command run on an instance by a tunnel backend (:meth:`TunnelBackend.run`) returned."""
+
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited with status 0."""
+        return self.returncode == 0

@@ -129,8 +129,11 @@ class DemoRun:
         self.say("Every instance with its cost so far, lease left and idle time:")
         self.soong(*SANDBOX, "status")
 
-        self.say("Chat with the model through the tunnel (the sandbox serves an echo stand-in, not a real model):")
-        self.chat(api, "Hello from the soong demo!")
+        self.say("Chat with the model through the tunnel (the sandbox serves an echo stand-in, not a real model). "
+                 "Every request needs the instance's own API key, which 'soong tunnel api-key' prints:")
+        key = self.soong(*SANDBOX, "tunnel", "api-key", show=False).stdout.strip()
+        self.out.write(f"$ export OPENAI_API_KEY=$(soong {' '.join(SANDBOX)} tunnel api-key)\n")
+        self.chat(api, "Hello from the soong demo!", key)
 
         self.say("Extend the lease by one hour (the daemon on the instance decides; the hard limit still holds):")
         self.soong(*SANDBOX, "extend", "1", "-y")
@@ -160,14 +163,16 @@ class DemoRun:
             raise DemoStepFailed(f"expected one running sandbox instance, status shows {rows!r}")
         return rows[0]["Instance ID"]
 
-    def chat(self, api: str, message: str) -> None:
-        """POST a chat completion, printed as the equivalent curl command, and show the reply."""
+    def chat(self, api: str, message: str, api_key: str) -> None:
+        """POST a chat completion with ``api_key``, printed as the equivalent curl command (key not shown), and show the reply."""
         import requests
 
         body = {"model": "default", "messages": [{"role": "user", "content": message}]}
-        self.out.write(f"$ curl -s {api}/chat/completions -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n")
+        self.out.write(f"$ curl -s {api}/chat/completions -H \"Authorization: Bearer $OPENAI_API_KEY\" "
+                       f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'\n")
         try:
-            resp = requests.post(f"{api}/chat/completions", json=body, timeout=10)
+            resp = requests.post(f"{api}/chat/completions", json=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {api_key}"})
             resp.raise_for_status()
             reply = resp.json()["choices"][0]["message"]["content"]
         except (requests.RequestException, ValueError, KeyError, IndexError) as exc:

@@ -15,7 +15,15 @@ import re
 import shlex
 from typing import Any, Mapping
 
-from soong.core.bootstrap import SGLANG_PORT, cloud_config_of, extract_daemon_bundle, file_content
+from soong.core.bootstrap import (
+    SECRET_RECEIVER_CONFIG,
+    SECRET_RECEIVER_PATH,
+    SGLANG_API_KEY_PATH,
+    SGLANG_PORT,
+    cloud_config_of,
+    extract_daemon_bundle,
+    file_content,
+)
 from soong.sandbox.layout import InstanceFiles
 
 #: The daemon port when the rendered ``bind`` cannot be read.
@@ -33,15 +41,23 @@ class InstancePlan:
     daemon_config: dict[str, Any]
     daemon_port: int
     token: str
-    api_key: str
+    api_key: str | None  # None: delivered over SSH after boot (secrets.api_key_delivery: ssh)
     model: str | None  # the model the stand-in claims to serve; None: no model server in the user data
     notes: tuple[str, ...] = ()
     preflight_program: str | None = None  # the user data's preflight program; None: the user data has none
     preflight_config: dict[str, Any] | None = None  # its inputs, with local paths
+    sglang_api_key: str | None = None  # SGLang's per-instance key, which the stand-in requires
+    receiver_program: str | None = None  # the user data's secret receiver; None: it has none
+    receiver_config: dict[str, Any] | None = None  # its inputs, with local paths
 
     def __repr__(self) -> str:
         return (f"InstancePlan(daemon_port={self.daemon_port}, model={self.model!r}, notes={self.notes!r}, "
-                "token=<redacted>, api_key=<redacted>)")
+                "token=<redacted>, api_key=<redacted>, sglang_api_key=<redacted>)")
+
+    @property
+    def hf_token_expected(self) -> bool:
+        """Whether the model server waits for the Hugging Face token (delivered over SSH)."""
+        return bool(self.daemon_config.get("hf_token_expected"))
 
 
 def daemon_port(bind: Any) -> int:
@@ -59,7 +75,7 @@ def served_model(document: str) -> str | None:
             text = file_content(entry).decode("utf-8", errors="replace")
         except (ValueError, TypeError):
             continue
-        if "sglang.launch_server" not in text:
+        if "sglang-launch" not in text and "sglang.launch_server" not in text:
             continue
         for line in text.splitlines():
             if "--model-path" not in line:
@@ -153,6 +169,34 @@ def local_preflight_config(rendered: Mapping[str, Any], files: InstanceFiles) ->
     return config
 
 
+def rendered_receiver(document: str, files: InstanceFiles) -> tuple[str, dict[str, Any]] | None:
+    """The user data's secret receiver and its inputs, localised: each secret goes to the instance's
+    folder (the daemon's API key to the file its daemon reads, the Hugging Face token to ``hf-token``),
+    owned by whoever runs the sandbox, and the phases go to the instance's boot log."""
+    import json
+
+    entries = {entry.get("path"): entry for entry in cloud_config_of(document).get("write_files", []) or []}
+    if SECRET_RECEIVER_PATH not in entries or SECRET_RECEIVER_CONFIG not in entries:
+        return None
+    try:
+        program = file_content(entries[SECRET_RECEIVER_PATH]).decode("utf-8")
+        config = json.loads(file_content(entries[SECRET_RECEIVER_CONFIG]).decode("utf-8"))
+    except (ValueError, TypeError):
+        return None
+    local = {"hf-token": str(files.hf_token), "lambda-api-key": str(files.api_key)}
+    secrets = {name: dict(entry, path=local[name], owner=None)
+               for name, entry in (config.get("secrets") or {}).items() if name in local}
+    return program, {"boot_log": str(files.boot_log), "secrets": secrets}
+
+
+def rendered_sglang_key(document: str) -> str | None:
+    """SGLang's API key as the user data writes it (None: the document runs no SGLang)."""
+    for entry in cloud_config_of(document).get("write_files", []) or []:
+        if entry.get("path") == SGLANG_API_KEY_PATH:
+            return file_content(entry).decode("utf-8").strip() or None
+    return None
+
+
 def plan_instance(document: str, *, ip: str, files: InstanceFiles, api_url: str, time_scale: float) -> InstancePlan:
     """Everything the sandbox needs to run an instance launched with ``document`` at ``ip``.
 
@@ -163,9 +207,12 @@ def plan_instance(document: str, *, ip: str, files: InstanceFiles, api_url: str,
     port = daemon_port(bundle.config.get("bind"))
     config, notes = local_daemon_config(bundle.config, ip=ip, port=port, files=files, api_url=api_url,
                                         time_scale=time_scale, model_server=model is not None)
+    receiver = rendered_receiver(document, files)
+    extra = {"sglang_api_key": rendered_sglang_key(document) if model else None,
+             "receiver_program": receiver[0] if receiver else None, "receiver_config": receiver[1] if receiver else None}
     preflight = rendered_preflight(document)
     if preflight is None:
-        return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes))
+        return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes), **extra)
     notes.append("the preflight runs with a stand-in nvidia-smi and checks no disk room (no weights are downloaded)")
     return InstancePlan(config, port, bundle.token, bundle.api_key, model, tuple(notes), preflight[0],
-                        local_preflight_config(preflight[1], files))
+                        local_preflight_config(preflight[1], files), **extra)

@@ -14,7 +14,10 @@
         host-heartbeat.json                 the host's last sign of life
         instances/<id>/                     one folder per instance the host served:
           instance.json                     ip, status, shutdown reason seen, errors
-          daemon.yaml, token, lambda-api-key (0600) the daemon's rewritten config and secrets
+          daemon.yaml, token, lambda-api-key (0600) the daemon's rewritten config and secrets (the key
+                                            only once delivered, with secrets.api_key_delivery: ssh)
+          sglang-api-key, hf-token (0600)   the stand-in's API key; the Hugging Face token once delivered
+          receive-secret.py, secrets.json   the user data's secret receiver and its (localised) inputs
           daemon-state/, boot.log           the daemon's state folder and boot log
           daemon.json / daemon.log          the daemon's process record and log
           preflight.py, preflight.json      the user data's preflight program and its (localised) inputs
@@ -64,6 +67,26 @@ class InstanceFiles:
     def api_key(self) -> Path:
         """The API key file the daemon terminates with (0600)."""
         return self.root / "lambda-api-key"
+
+    @property
+    def sglang_api_key(self) -> Path:
+        """SGLang's per-instance API key from the user data, which the stand-in requires (0600)."""
+        return self.root / "sglang-api-key"
+
+    @property
+    def hf_token(self) -> Path:
+        """Where the Hugging Face token lands when soong delivers it (0600)."""
+        return self.root / "hf-token"
+
+    @property
+    def receiver_program(self) -> Path:
+        """The secret receiver, exactly as the user data writes it."""
+        return self.root / "receive-secret.py"
+
+    @property
+    def receiver_config(self) -> Path:
+        """The receiver's inputs from the user data, with local paths."""
+        return self.root / "secrets.json"
 
     @property
     def daemon_state(self) -> Path:

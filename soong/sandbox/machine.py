@@ -8,7 +8,10 @@ instance's own machine would:
   once it answers, run the user data's own preflight program once (with a
   stand-in ``nvidia-smi`` reporting the instance type's GPUs and the driver
   version of the sandbox's settings, :mod:`soong.sandbox.gpu_standin`); unless
-  it failed, keep the stand-in (when the user data runs SGLang) running, restarting one that died
+  it failed, keep the stand-in (when the user data runs SGLang, requiring the
+  user data's API key; when the model waits for the Hugging Face token, only once
+  soong has delivered it, logging ``sglang-waiting-token`` until then, as SGLang's
+  launcher does) running, restarting one that died
   (as systemd does on a real instance; the daemon's state folder is kept, so a
   restarted daemon keeps its lease), and log boot phases as the bootstrap would;
 * ``booting`` again after being active (a restart): the processes stop, as on a reboot;
@@ -152,10 +155,18 @@ class Machine:
         self._boot_phases()
         if "daemon-up" in self.record.get("phases", []) and not self.record.get("preflight"):
             self._preflight()
-        if self.record.get("model") and self.record.get("preflight") in ("passed", "none"):
+        if self.record.get("model") and self.record.get("preflight") in ("passed", "none") and self._token_ready():
             self._ensure("standin")
             self._boot_phases()
         self._watch_shutdown()
+
+    def _token_ready(self) -> bool:
+        """Whether the model server may start: it needs no Hugging Face token, or the token was delivered."""
+        if not self.record.get("hf_wait") or self.files.hf_token.exists():
+            return True
+        self._phase("sglang-waiting-token", "the model stand-in waits for the Hugging Face token (a gated model); "
+                                            "soong delivers it once the daemon answers")
+        return False
 
     def _retry_due(self) -> bool:
         return time.monotonic() - self._last_error_at >= RESTART_PAUSE
@@ -190,10 +201,16 @@ class Machine:
             return False
         from soong.core.redact import register_secret
 
-        register_secret(plan.token)
-        register_secret(plan.api_key)
+        for value in (plan.token, plan.api_key, plan.sglang_api_key):
+            register_secret(value)
         write_private(self.files.token, plan.token + "\n")
-        write_private(self.files.api_key, plan.api_key + "\n")
+        if plan.api_key is not None:  # else soong delivers it over "SSH" (secrets.api_key_delivery: ssh)
+            write_private(self.files.api_key, plan.api_key + "\n")
+        if plan.sglang_api_key is not None:
+            write_private(self.files.sglang_api_key, plan.sglang_api_key + "\n")
+        if plan.receiver_program is not None:
+            write_private(self.files.receiver_program, plan.receiver_program)
+            write_private(self.files.receiver_config, json.dumps(plan.receiver_config, indent=1) + "\n")
         import yaml
 
         write_private(self.files.daemon_config, "# soong sandbox: the instance's daemon config, made local\n"
@@ -203,7 +220,8 @@ class Machine:
             write_private(self.files.preflight_config, json.dumps(plan.preflight_config, indent=1) + "\n")
         self.record.update({"prepared": True, "error": None, "daemon_port": plan.daemon_port, "model": plan.model,
                             "notes": list(plan.notes), "time_scale": plan.daemon_config["time_scale"],
-                            "preflight": None if plan.preflight_program is not None else "none"})
+                            "preflight": None if plan.preflight_program is not None else "none",
+                            "hf_wait": plan.hf_token_expected})
         LOG.info("instance %s at %s: daemon on :%d, model stand-in %s", self.id, ip, plan.daemon_port,
                  f"for {plan.model} on :{SGLANG_PORT}" if plan.model else "not needed (no SGLang in the user data)")
         return True
@@ -224,8 +242,9 @@ class Machine:
         if component == "daemon":
             return [sys.executable, "-m", "soong_daemon.cli", "--config", str(self.files.daemon_config)]
         ip, port = self.address("standin")  # type: ignore[misc]
+        key = ["--api-key-file", str(self.files.sglang_api_key)] if self.files.sglang_api_key.exists() else []
         return [sys.executable, "-m", "soong.sandbox.standin_server", "--bind", f"{ip}:{port}",
-                "--model", self.record["model"]]
+                "--model", self.record["model"], *key]
 
     def _ensure(self, component: str) -> None:
         old = self.process(component)

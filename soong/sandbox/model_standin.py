@@ -5,10 +5,18 @@ It answers the routes soong and its daemon use: ``/health``, ``/v1/models``,
 as coming from the stand-in), ``/get_model_info`` and ``/metrics`` with SGLang's
 Prometheus counter names, so activity detection works as it does on a GPU.
 Run it with one worker: its counters live in memory.
+
+With an API key it enforces it as SGLang 0.5.23 does (``decide_request_auth`` in
+``sglang/srt/utils/auth.py``, applied to every route by ``add_api_key_middleware``
+when ``--api-key`` is set): ``OPTIONS`` and any path starting ``/health``,
+``/ready`` or ``/metrics`` pass without it; every other request needs
+``Authorization: Bearer <key>`` (scheme in any case, compared in constant time) and
+gets ``401 {"error": "Unauthorized"}`` otherwise.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -135,10 +143,37 @@ class Metrics:
         resp.text = self.counters.prometheus(self.model_name)
 
 
-def create_app(model_name: str, counters: Counters | None = None) -> falcon.App:
-    """The stand-in WSGI app serving ``model_name``."""
+#: Path prefixes SGLang 0.5.23 serves without the API key (``decide_request_auth``).
+OPEN_PREFIXES = ("/health", "/ready", "/metrics")
+
+
+def key_allows(method: str, path: str, authorization: str | None, api_key: str | None) -> bool:
+    """Whether SGLang with ``--api-key api_key`` lets this request through (see the module docstring)."""
+    if not api_key or method == "OPTIONS" or path.startswith(OPEN_PREFIXES):
+        return True
+    scheme, space, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not space:
+        return False
+    return hmac.compare_digest(token.encode("utf-8"), api_key.encode("utf-8"))
+
+
+class RequireApiKey:
+    """Falcon middleware: 401 for a request SGLang would refuse without its API key."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not key_allows(req.method, req.path, req.get_header("Authorization"), self.api_key):
+            resp.status = falcon.HTTP_401
+            resp.media = {"error": "Unauthorized"}
+            resp.complete = True
+
+
+def create_app(model_name: str, counters: Counters | None = None, api_key: str | None = None) -> falcon.App:
+    """The stand-in WSGI app serving ``model_name`` (requiring ``api_key`` as SGLang does, when given)."""
     counters = counters or Counters()
-    app = falcon.App()
+    app = falcon.App(middleware=[RequireApiKey(api_key)] if api_key else [])
     app.add_route("/health", Health())
     app.add_route("/v1/models", Models(model_name))
     app.add_route("/get_model_info", ModelInfo(model_name))

@@ -5,7 +5,9 @@ holds what never changes: the ``direct`` tunnel backend, no n8n, no client-side
 request spacing, and an API URL that reaches nothing until the sandbox is up.
 ``up`` writes what it knows only at run time into the profile's own file under
 ``$XDG_STATE_HOME/soong/sandbox/config/``: the emulator's URL, the seeded SSH key
-and file system, the region. The emulated API key and a daemon token go to the
+and file system, the region, and ``tunnel.direct_exec`` (this Python running
+:mod:`soong.sandbox.instance_exec`, how the ``direct`` backend delivers a secret to
+a sandbox instance, since there is no SSH). The emulated API key and a daemon token go to the
 profile's secret store (keyring service ``soong-sandbox``); without a usable
 keyring the profile uses ``secrets.backend: file`` inside its own folder.
 """
@@ -37,6 +39,13 @@ def overriding_env(env: Mapping[str, str]) -> list[str]:
     return [name for name in OVERRIDING_ENV if env.get(name)]
 
 
+def instance_exec_command() -> list[str]:
+    """``tunnel.direct_exec`` of the sandbox profile: this Python running :mod:`soong.sandbox.instance_exec`."""
+    import sys
+
+    return [sys.executable, "-m", "soong.sandbox.instance_exec"]
+
+
 def write_profile(env: Mapping[str, str], *, api_url: str, ssh_key_path: Path | None) -> Path:
     """Write the run-time settings into the sandbox profile's own config file; return its path."""
     from soong.core.config import load_config, save_config
@@ -48,6 +57,7 @@ def write_profile(env: Mapping[str, str], *, api_url: str, ssh_key_path: Path | 
         "lambda.ssh_key_name": SSH_KEY_NAME,
         "lambda.filesystem_name": FILESYSTEM_NAME,
         "lambda.default_region": SANDBOX_REGION,
+        "tunnel.direct_exec": instance_exec_command(),
     }
     if ssh_key_path is not None:
         changes["ssh.key_path"] = str(ssh_key_path)

@@ -85,6 +85,8 @@ class BootOptions:
     :param driver_version: what the stand-in nvidia-smi reports (None: no nvidia-smi at all).
     :param n8n_metrics: False adds a unit drop-in that switches n8n's /metrics off.
     :param caches: bind the host's pip and npm caches into the machine (a warm boot).
+    :param gated: plan the model as a gated one: the user data carries no Hugging Face token and
+        SGLang waits until :meth:`Rehearsal.deliver_secrets` delivers one (a canary) over SSH.
     """
 
     driver_version: str | None = CURRENT_DRIVER
@@ -96,6 +98,7 @@ class BootOptions:
     filesystem_name: str = "rehearsal-fs"
     check_interval_seconds: int = 5
     caches: bool = True
+    gated: bool = True
 
 
 @dataclasses.dataclass
@@ -151,6 +154,8 @@ class Rehearsal:
         self.cache = Path(cache) if cache else cache_root()
         self.log = log or (lambda text: None)
         self.token = "rehearsal-" + secrets.token_urlsafe(24)
+        #: A canary Hugging Face token: soong delivers it over SSH; it must never be in the user data.
+        self.hf_token = "hf_rehearsal-canary-" + secrets.token_hex(12)
         self.stack = contextlib.ExitStack()
         self.phases: dict[str, PhaseSeen] = {}
         self.machine: Machine | None = None
@@ -220,6 +225,7 @@ class Rehearsal:
             "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".local/state"),
             "XDG_DATA_HOME": str(home / ".local/share"), "XDG_CACHE_HOME": str(home / ".cache"),
             "SOONG_LAMBDA_API_URL": emulator.url, "LAMBDA_API_KEY": emulator.api_key, "SOONG_DAEMON_TOKEN": self.token,
+            "HF_TOKEN": self.hf_token,
             "SOONG_SSH_USER": LOGIN_USER, "SOONG_SSH_PORT": str(self.ssh_port), "SOONG_SSH_KEY_PATH": str(self.key),
             "SOONG_STATUS_DAEMON_PORT": str(self.daemon_port), "SOONG_TUNNEL_BACKEND": "plumbum-ssh",
             "SOONG_LAMBDA_SSH_KEY_NAME": "rehearsal", "SOONG_LAMBDA_DEFAULT_REGION": "us-east-1", "SOONG_LAMBDA_FILESYSTEM_NAME": self.options.filesystem_name,
@@ -243,7 +249,8 @@ class Rehearsal:
         name = instance_name("rehearsal", token)
         plan = LaunchPlan.from_context(
             context, rehearsal_model(), instance_name=name, gpu_count=len(self.options.gpus),
-            secrets=LaunchSecrets(emulator.api_key, self.token), instance_type=self.options.instance_type,
+            secrets=LaunchSecrets(emulator.api_key, self.token, self.hf_token), instance_type=self.options.instance_type,
+            await_hf_token=self.options.gated,
             check_interval_seconds=self.options.check_interval_seconds, fs_wait_seconds=60)
         self.plan = plan
         document = build_user_data(context.plugins, plan)
@@ -359,6 +366,14 @@ class Rehearsal:
 
         with self.tunnel(self.daemon_port) as (url,), DaemonClient(url, self.token, timeout=(5.0, 10.0)) as client:
             return client.status()
+
+    def deliver_secrets(self) -> list[Any]:
+        """What ``soong start`` does once the daemon answers: deliver what its ``/status`` says is missing
+        (the canary Hugging Face token of a gated plan) with soong's courier, through the tunnel backend."""
+        from soong.core.secret_delivery import SecretCourier
+
+        instance = self.context.provider("lambda").get_instance(self.instance.id)
+        return SecretCourier(self.context).deliver(instance, self.daemon_status())
 
     def ssh(self, command: str, timeout: float = 60.0) -> Any:
         """Run ``command`` over a real SSH login as the login user (the tunnel backend's options)."""

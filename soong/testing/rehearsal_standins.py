@@ -10,7 +10,11 @@ Only what needs a GPU stands in:
   ``/opt/soong/sglang`` (the image's venv holds the stand-in's dependencies; this
   adds the ``.installed-<version>`` marker the install script checks and a
   ``sglang.launch_server`` module that takes SGLang's command-line arguments and
-  serves the sandbox's model stand-in, :mod:`soong.sandbox.model_standin`).
+  serves the sandbox's model stand-in, :mod:`soong.sandbox.model_standin`). Like
+  SGLang 0.5.23 it requires ``--api-key`` of every request but health and metrics,
+  and it logs its whole configuration, key included, as SGLang does
+  (``server_args=...``), so the rehearsal can show that soong's launcher keeps the
+  key out of the journal.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ sys.exit(main(sys.argv[1:]))
 
 _LAUNCH_SERVER = '''"""sglang.launch_server stand-in of the soong boot rehearsal: SGLang's arguments, the sandbox's model stand-in."""
 import argparse
+import hashlib
+import os
 import sys
 
 from soong.sandbox.standin_server import serve
@@ -90,10 +96,14 @@ parser.add_argument("--model-path", required=True)
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=30000)
 parser.add_argument("--served-model-name")
+parser.add_argument("--api-key")
 args, ignored = parser.parse_known_args()
-print(f"sglang stand-in: serving {args.model_path} on {args.host}:{args.port} (ignored: {' '.join(ignored)})",
-      file=sys.stderr, flush=True)
-serve(f"{args.host}:{args.port}", args.served_model_name or args.model_path)
+# SGLang 0.5.23 logs its configuration with the key (engine.py: logger.info(f"server_args=...")); so does this
+print(f"sglang stand-in: server_args={vars(args)!r} (ignored: {' '.join(ignored)})", file=sys.stderr, flush=True)
+# what huggingface_hub would read (HF_TOKEN in os.environ), as a hash: the rehearsal compares it with its canary
+token = os.environ.get("HF_TOKEN", "")
+print(f"sglang stand-in: HF_TOKEN sha256={hashlib.sha256(token.encode()).hexdigest()}", file=sys.stderr, flush=True)
+serve(f"{args.host}:{args.port}", args.served_model_name or args.model_path, args.api_key)
 '''
 
 

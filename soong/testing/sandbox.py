@@ -73,12 +73,15 @@ class SandboxHandle:
             return next((i for i in admin.instances() if i["id"] == instance_id), None)
 
     def launch(self, *, model: str = "llama-3.1-8b", instance_type: str = "gpu_1x_a100_sxm4", name: str = "soong-test",
-               record_in_ledger: bool = True, **plan_overrides: Any) -> Any:
+               record_in_ledger: bool = True, hf_token: str | None = None, **plan_overrides: Any) -> Any:
         """Launch one instance with soong's real user data; return the provider's Instance.
 
         ``plan_overrides`` go to :class:`~soong.core.bootstrap.LaunchPlan` (``lease_hours``,
-        ``idle_timeout_minutes``, ``hard_limit_hours``...). With ``record_in_ledger`` the
-        launch is recorded in the sandbox ledger as soong records its launches.
+        ``idle_timeout_minutes``, ``hard_limit_hours``, ``api_key_delivery``...). With
+        ``hf_token`` the model waits for that token, as a gated model does (it is never
+        in the user data: store it with ``soong --profile sandbox secrets set hf_token``,
+        then ``soong --profile sandbox status`` delivers it). With ``record_in_ledger`` the launch is recorded in the
+        sandbox ledger as soong records its launches.
         """
         from soong.core.bootstrap import LaunchPlan, LaunchSecrets, build_user_data
         from soong.core.catalog import find_model
@@ -94,7 +97,8 @@ class SandboxHandle:
             raise ValueError(f"no instance type {instance_type!r} in the sandbox")
         token = new_token()
         launch_name = instance_name(name, token)
-        secrets = LaunchSecrets(context.secrets.require("lambda_api_key"), context.secrets.require("daemon_token"))
+        secrets = LaunchSecrets(context.secrets.require("lambda_api_key"), context.secrets.require("daemon_token"),
+                                hf_token)
         plan = LaunchPlan.from_context(context, spec, instance_name=launch_name, gpu_count=itype.gpu_count,
                                        secrets=secrets, instance_type=instance_type, **plan_overrides)
         document = build_user_data(context.plugins, plan)
@@ -212,11 +216,19 @@ class SandboxHandle:
         response.raise_for_status()
         return response.json()
 
-    def chat(self, instance_id: str, text: str) -> dict[str, Any]:
-        """One chat completion from the instance's model stand-in."""
+    def sglang_api_key(self, instance_id: str) -> str:
+        """The instance's SGLang API key, as soong computes it (the stand-in requires it, as SGLang does)."""
+        from soong.core.instance_keys import sglang_api_key
+
+        return sglang_api_key(self.daemon_token(), self.machine_record(instance_id)["name"])
+
+    def chat(self, instance_id: str, text: str, *, api_key: str | None = None) -> dict[str, Any]:
+        """One chat completion from the instance's model stand-in (with its API key unless another is given)."""
         import requests
 
+        key = api_key if api_key is not None else self.sglang_api_key(instance_id)
         response = requests.post(self.standin_url(instance_id) + "/v1/chat/completions", timeout=10,
+                                 headers={"Authorization": f"Bearer {key}"},
                                  json={"model": "any", "messages": [{"role": "user", "content": text}]})
         response.raise_for_status()
         return response.json()

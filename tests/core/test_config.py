@@ -130,6 +130,8 @@ def _value_strategy(key):
         if key.path in ("lambda.api_url", "huggingface.endpoint"):  # URL-checked keys
             return st.from_regex(r"\Ahttps?://[a-z0-9.]{1,20}(:[0-9]{2,5})?/api/v1\Z")
         return st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
+    if key.path == "tunnel.direct_exec":  # a command: a list of words
+        return st.lists(st.from_regex(r"\A[a-z/][a-z0-9/._-]{0,10}\Z"), max_size=3)
     if key.kind == "names":
         name = st.from_regex(r"\A[a-z][a-z0-9-]{0,10}\Z")
         return st.lists(st.builds(lambda a, b: f"{a}:{b}", name, name), max_size=3)

@@ -77,6 +77,18 @@ def test_steps_follow_the_provider_then_the_daemon_then_sglang(world):
     assert check_once(provider, instance_id, probe, elapsed=5, sglang=False).phase == "ready"
 
 
+def test_a_gated_model_waiting_for_its_token_says_so(world):
+    emu, provider, instance_id = world
+    emu.advance(61)
+    probe = ScriptedProbe()
+    probe.status = boot("daemon-up", "preflight-ok", "sglang-installing", "sglang-waiting-token")
+    seen = check_once(provider, instance_id, probe, elapsed=1, sglang=True)
+    assert seen.phase == "daemon" and seen.detail == "SGLang waits for the Hugging Face token"
+    probe.status = boot("daemon-up", "sglang-waiting-token", "hf-token-delivered", "sglang-loading")
+    seen = check_once(provider, instance_id, probe, elapsed=2, sglang=True)
+    assert seen.phase == "loading" and seen.detail == ""
+
+
 @pytest.mark.parametrize("status, match", [
     (boot("daemon-up", "sglang-installing", "sglang-failed"), "sglang-failed"),
     ({**boot("daemon-up"), "shutdown": {"reason": "idle", "detail": "no requests"}}, "shutting it down"),

@@ -42,10 +42,17 @@ def test_start_status_extend_stop_in_the_sandbox(run_soong, sandbox):
     started = run_soong(*SANDBOX, "start", "--model", "llama-3.1-8b", "-y", timeout=180)
     assert started.returncode == 0, started.stderr
     api = next(line.split()[-1] for line in started.stdout.splitlines() if "OpenAI-compatible API" in line)
-    models = requests.get(api + "/models", timeout=5).json()
-    assert models["data"][0]["id"]
-
+    assert requests.get(api + "/models", timeout=5).status_code == 401  # SGLang asks every client for the key
     [row] = _json(run_soong(*SANDBOX, "status", "-f", "json"))
+    hint = f"export OPENAI_API_KEY=$(soong --profile sandbox tunnel api-key --instance-id {row['Instance ID']})"
+    assert hint in started.stdout and f"export OPENAI_BASE_URL={api}" in started.stdout
+    key = run_soong(*SANDBOX, "tunnel", "api-key", "--instance-id", row["Instance ID"]).stdout.strip()
+    assert key and key not in started.stdout + started.stderr
+    models = requests.get(api + "/models", timeout=5, headers={"Authorization": f"Bearer {key}"}).json()
+    assert models["data"][0]["id"]
+    tunnels = run_soong(*SANDBOX, "tunnel", "status")
+    assert hint in tunnels.stderr and key not in tunnels.stdout + tunnels.stderr
+
     assert row["Status"] == "active" and row["SGLang"] == "ready" and row["Tunnel"] == "up"
 
     extended = _json(run_soong(*SANDBOX, "extend", "1", "-y", "-f", "json"))

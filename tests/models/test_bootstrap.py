@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 
@@ -11,7 +12,11 @@ import pytest
 from soong import hookimpl
 from soong.core.bootstrap import (
     BOOT_PHASES,
+    DAEMON_API_KEY_PATH,
     DAEMON_CONFIG_PATH,
+    SECRET_RECEIVER_CONFIG,
+    SECRET_RECEIVER_PATH,
+    SGLANG_API_KEY_PATH,
     USER_DATA_LIMIT,
     LaunchSecrets,
     UserDataError,
@@ -35,7 +40,7 @@ from tests.models.helpers import cloud_init_schema, shell_texts, write_files
 DAEMON_KEYS = {"instance_id", "instance_name", "model", "provider_api_url", "launched_at", "lease_hours",
                "idle_timeout_minutes", "hard_limit_hours", "warn_minutes", "check_interval_seconds", "bind", "workers",
                "state_dir", "token_file", "api_key_file", "sglang_metrics_url", "n8n_metrics_url", "webhook_url",
-               "boot_log", "time_scale", "preflight_grace_minutes"}
+               "boot_log", "time_scale", "preflight_grace_minutes", "api_key_delivery", "hf_token_expected"}
 
 SCHEMA_CASES = [
     ("mistral-7b", 1, {}),
@@ -114,7 +119,11 @@ def test_secrets_appear_only_in_0600_files(host, make_plan):
     plan = make_plan("llama-3.1-70b", 4)
     document = build_user_data(host, plan)
     files = write_files(document)
-    for secret in plan.secrets.values():
+    assert plan.secrets.hf_token and plan.hf_token_expected
+    assert plan.secrets.hf_token not in document  # delivered over SSH after boot, never in the user data
+    written = [v for v in plan.secret_values() if v != plan.secrets.hf_token]
+    assert plan.sglang_api_key in written and len(written) == 3
+    for secret in written:
         holders = [path for path, entry in files.items() if secret in (entry.get("content") or "")]
         assert holders, "every secret is written somewhere"
         for path in holders:
@@ -128,6 +137,31 @@ def test_secrets_appear_only_in_0600_files(host, make_plan):
     daemon_secret_files = [p for p, e in files.items() if e["permissions"] == "0600" and p.startswith("/etc/soong-daemon/")]
     assert all(files[p]["owner"] == "soong-daemon:soong-daemon" for p in daemon_secret_files)
     assert len(daemon_secret_files) == 3  # config, token, API key
+    sglang_key = files[SGLANG_API_KEY_PATH]
+    assert sglang_key["owner"] == "soong-sglang:soong-sglang" and sglang_key["permissions"] == "0600"
+    assert sglang_key["content"].strip() == plan.sglang_api_key
+
+
+def test_ssh_delivery_keeps_the_api_key_out_of_the_user_data(host, make_plan):
+    plan = make_plan("llama-3.1-8b", api_key_delivery="ssh")
+    document = build_user_data(host, plan)
+    assert plan.secrets.lambda_api_key not in document and plan.secrets.hf_token not in document
+    files = write_files(document)
+    assert DAEMON_API_KEY_PATH not in files
+    bundle = extract_daemon_bundle(document)
+    assert bundle.api_key is None and bundle.token == plan.secrets.daemon_token
+    assert bundle.config["api_key_delivery"] == "ssh" and bundle.config["hf_token_expected"] is True
+    receiver = json.loads(files[SECRET_RECEIVER_CONFIG]["content"])
+    assert receiver["secrets"]["lambda-api-key"] == {
+        "path": DAEMON_API_KEY_PATH, "owner": "soong-daemon", "phase": "api-key-delivered", "what": "the Lambda API key"}
+    assert receiver["secrets"]["hf-token"]["owner"] == "soong-sglang"
+    assert files[SECRET_RECEIVER_PATH]["permissions"] == "0755" and files[SECRET_RECEIVER_PATH]["owner"] == "root:root"
+    # the default keeps the key in the user data (the instance can end itself from its first second)
+    default = write_files(build_user_data(host, make_plan("llama-3.1-8b")))
+    assert DAEMON_API_KEY_PATH in default
+    assert "lambda-api-key" not in json.loads(default[SECRET_RECEIVER_CONFIG]["content"])["secrets"]
+    with pytest.raises(UserDataError, match="api_key_delivery"):
+        make_plan(api_key_delivery="email")
 
 
 def test_daemon_config_round_trips(host, make_plan):
@@ -168,15 +202,23 @@ def test_sglang_unit_matches_the_entry(host, make_plan, catalog):
     awq = write_files(build_user_data(host, make_plan("llama-3.1-70b-awq", 2, context_length=16384)))
     unit = awq["/etc/systemd/system/soong-sglang.service"]["content"]
     command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    for piece in ("-m sglang.launch_server", "--model-path hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4",
+    launcher = ("/opt/soong/sglang/venv/bin/python /usr/local/lib/soong/sglang-launch --api-key-file "
+                "/etc/soong-sglang/api-key --hf-token-file /etc/soong-sglang/hf-token -- --model-path ")
+    assert launcher in command
+    for piece in ("--model-path hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4",
                   "--tp 2", "--context-length 16384", "--host 127.0.0.1", "--port 8000",
                   "--enable-metrics"):
         assert piece in command
-    assert "TimeoutStartSec=" in unit and "EnvironmentFile=/etc/soong/hf-token.env" in unit
+    assert "--api-key " not in unit and "EnvironmentFile" not in unit and "HF_TOKEN" not in unit
+    wait = [line for line in unit.splitlines() if "--await-token" in line]
+    assert wait == ["ExecStartPre=+/usr/bin/python3 /usr/local/lib/soong/sglang-launch --await-token "
+                    "--hf-token-file /etc/soong-sglang/hf-token --boot-log /var/log/soong-boot.log"]
+    assert unit.index("--await-token") < unit.index("sglang-loading")  # waiting comes before loading
+    assert "User=soong-sglang" in unit and "TimeoutStartSec=" in unit
     plain = write_files(build_user_data(host, make_plan("mistral-7b", 1, secrets=LaunchSecrets("k" * 12, "t" * 12))))
     unit = plain["/etc/systemd/system/soong-sglang.service"]["content"]
-    assert "--quantization" not in unit and "EnvironmentFile" not in unit
-    assert "/etc/soong/hf-token.env" not in plain
+    assert "--quantization" not in unit and "--await-token" not in unit and "--hf-token-file" not in unit
+    assert plain["/usr/local/lib/soong/sglang-launch"]["content"].startswith("#!/usr/bin/env python3")
     install = plain["/usr/local/lib/soong/install-sglang"]["content"]
     assert f"sglang=={userdata.SGLANG_VERSION}" in install
 
@@ -197,8 +239,10 @@ def test_unsafe_extra_argument_is_refused(host, make_plan, catalog):
 
 def test_redaction_masks_every_secret(host, make_plan):
     plan = make_plan()
-    redacted = redact_user_data(build_user_data(host, plan), plan.secrets)
-    assert all(secret not in redacted for secret in plan.secrets.values())
+    document = build_user_data(host, plan)
+    redacted = redact_user_data(document, plan)
+    assert plan.sglang_api_key in document and plan.sglang_api_key in plan.secret_values()
+    assert all(secret not in redacted for secret in plan.secret_values())
     assert MASK in redacted
     assert "lambda_api_key" not in repr(plan) and plan.secrets.lambda_api_key not in repr(plan)
 
@@ -266,7 +310,8 @@ def test_phase_names_are_the_documented_ones(host, make_plan):
     document = build_user_data(host, make_plan())
     bootcmd = [" ".join(entry) for entry in cloud_config_of(document)["bootcmd"]]
     scripts = "\n".join([*shell_texts(document).values(), *bootcmd])
-    units = "\n".join(e["content"] for p, e in write_files(build_user_data(host, make_plan())).items() if p.endswith(".service"))
+    units = "\n".join(e["content"] for p, e in write_files(document).items()
+                      if p.endswith((".service", "sglang-launch")))
     for phase in BOOT_PHASES:
         assert phase in scripts + units, phase
 

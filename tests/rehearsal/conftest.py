@@ -53,6 +53,8 @@ def full_boot(tmp_path_factory):
         started = time.monotonic()
         resolve_or_fail(rh)
         rh.wait_phase("daemon-up", timeout=DAEMON_MINUTES * 60, fail_on=("daemon-failed", "preflight-failed"))
+        delivered = rh.deliver_secrets()  # as 'soong start' does once the daemon answers: SGLang waits for it
+        assert [(d.name, d.outcome) for d in delivered] == [("hf-token", "delivered")], [d.line() for d in delivered]
         rh.wait_phase("sglang-ready", timeout=SGLANG_MINUTES * 60, fail_on=("sglang-failed", "preflight-failed"))
         rehearsal_n8n.wait_installed(rh, N8N_VERSION, N8N_INSTALL_MINUTES * 60)
         rh.timings["sqlite3"] = rehearsal_n8n.finish_install(rh, rh.cache)

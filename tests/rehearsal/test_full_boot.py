@@ -6,6 +6,7 @@ change it (a workflow run, n8n's metrics switched off) run last, in file order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -170,10 +171,18 @@ def test_readiness_sees_the_instance_ready(full_boot):
 def test_model_standin_serves_through_the_tunnel(full_boot):
     import requests
 
+    from soong.core.instance_keys import sglang_api_key_for
+
+    key = sglang_api_key_for(full_boot.context, full_boot.context.provider("lambda").get_instance(full_boot.instance.id))
+    assert key == full_boot.plan.sglang_api_key  # what soong computes is what the user data gave SGLang
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"model": "any", "messages": [{"role": "user", "content": "hello"}]}
     with full_boot.tunnel(8000) as (url,):
-        answer = requests.post(url + "/v1/chat/completions", timeout=10,
-                               json={"model": "any", "messages": [{"role": "user", "content": "hello"}]}).json()
-        models = requests.get(url + "/v1/models", timeout=10).json()
+        refused = requests.post(url + "/v1/chat/completions", timeout=10, json=body)
+        answer = requests.post(url + "/v1/chat/completions", timeout=10, json=body, headers=auth).json()
+        models = requests.get(url + "/v1/models", timeout=10, headers=auth).json()
+        assert requests.get(url + "/metrics", timeout=10).status_code == 200  # open, as in SGLang
+    assert refused.status_code == 401, "SGLang served a request without its API key"
     assert "you said: hello" in answer["choices"][0]["message"]["content"]
     assert models["data"][0]["id"] == full_boot.plan.model.hf_path
 
@@ -279,6 +288,36 @@ def test_n8n_has_an_owner_whose_password_only_its_user_and_root_read(full_boot):
     assert anonymous.status_code == 401 and wrong.status_code == 401, (anonymous.text[:200], wrong.text[:200])
     assert right.status_code == 200 and cookie and right.json()["data"]["email"] == OWNER_EMAIL, right.text[:300]
     assert me.status_code == 200 and me.json()["data"]["email"] == OWNER_EMAIL, me.text[:300]
+
+
+def test_rendered_user_data_holds_no_hf_token(full_boot):
+    rh = full_boot
+    assert rh.plan.hf_token_expected and rh.hf_token not in rh.user_data
+    assert rh.hf_token not in rh.machine.read("/var/lib/cloud/instance/user-data.txt")
+    assert rh.plan.sglang_api_key in rh.user_data  # SGLang's own key is: 0600 for its user
+    for path in ("/etc/soong-sglang/api-key", "/etc/soong-sglang/hf-token"):
+        mode = rh.machine.run(["stat", "-c", "%a %U", path], timeout=30)
+        assert mode.stdout.split() == ["600", "soong-sglang"], (path, mode.stdout + mode.stderr)
+    assert rh.machine.run(["cat", "/etc/soong-sglang/hf-token"], timeout=30).stdout.strip() == rh.hf_token
+    names = [phase for _, phase, _ in rh.boot_log()]
+    assert names.index("hf-token-delivered") < names.index("sglang-ready")
+    assert rh.daemon_status()["secrets"]["hf_token"] == {"expected": True, "delivered": True}
+
+
+def test_sglang_launcher_command_line_and_journal_hold_no_secret(full_boot):
+    rh = full_boot
+    secrets = (rh.plan.sglang_api_key, rh.hf_token)
+    every = rh.machine.run(["ps", "-e", "-ww", "-o", "user:32=,args="], timeout=30).stdout
+    launchers = [line for line in every.splitlines() if "/usr/local/lib/soong/sglang-launch" in line]
+    assert launchers and all(line.split()[0] == "soong-sglang" for line in launchers), every
+    assert not [s for s in secrets if s in every], "a secret is on a command line (/proc/*/cmdline)"
+    unit = rh.machine.read("/etc/systemd/system/soong-sglang.service")
+    assert not [s for s in secrets if s in unit]
+    journal = rh.machine.run(["journalctl", "-u", "soong-sglang", "--no-pager", "-o", "cat"], timeout=60).stdout
+    # the stand-in logs a hash of the HF_TOKEN it finds in os.environ, where huggingface_hub looks
+    assert f"HF_TOKEN sha256={hashlib.sha256(rh.hf_token.encode()).hexdigest()}" in journal, journal[-2000:]
+    assert "server_args=" in journal and "'api_key': '<redacted>'" in journal, journal[-2000:]
+    assert not [s for s in secrets if s in journal], "a secret is in SGLang's journal"
 
 
 def test_n8n_workflow_run_counts_as_activity(full_boot):

@@ -40,7 +40,8 @@ def test_instance_gets_daemon_and_stand_in_and_loses_them_when_terminated(sandbo
     assert "stand-in" in reply["choices"][0]["message"]["content"]
     import requests
 
-    models = requests.get(sb.standin_url(inst.id) + "/v1/models", timeout=5).json()
+    models = requests.get(sb.standin_url(inst.id) + "/v1/models", timeout=5,
+                          headers={"Authorization": f"Bearer {sb.sglang_api_key(inst.id)}"}).json()
     assert [m["id"] for m in models["data"]] == ["meta-llama/Llama-3.1-8B-Instruct"]
     metrics = requests.get(sb.standin_url(inst.id) + "/metrics", timeout=5).text
     assert 'sglang:num_requests_total{model_name="meta-llama/Llama-3.1-8B-Instruct"} 1.0' in metrics

@@ -2,19 +2,27 @@
 
 ``open`` and ``start`` hand back forwards whose ``local_host``/``local_port`` are
 the instance's address and the remote port. ``start`` only records the endpoints
-so ``soong tunnel status`` can show and check them.
+so ``soong tunnel status`` can show and check them. ``run`` has no shell to log
+into: it runs the local command of config key ``tunnel.direct_exec`` with the
+instance's address and the command appended (the sandbox points it at
+:mod:`soong.sandbox.instance_exec`); without one it cannot run commands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 from typing import Iterator, Sequence
 
-from soong.core.errors import UsageError
+from soong.core.errors import UnreachableError, UsageError
 from soong.core.interfaces import TunnelBackend
 from soong.core.local_ports import port_answers
 from soong.core.tunnel_state import StoredTunnel, TunnelStore, check_instance_id
-from soong.core.types import Forward, TunnelRecord, TunnelTarget
+from soong.core.types import Forward, RemoteResult, TunnelRecord, TunnelTarget
+
+#: Most output kept from a command.
+MAX_OUTPUT = 64 * 1024
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -80,3 +88,21 @@ class DirectBackend(TunnelBackend):
         stored = self.store.load(instance_id)
         return bool(stored and stored.backend == self.name and self._alive(stored))
 
+
+    def run(self, target: TunnelTarget, argv: Sequence[str], *, stdin: bytes = b"",
+            timeout: float = 60.0) -> RemoteResult:
+        """Run ``argv`` through ``tunnel.direct_exec`` (UnreachableError when it is not set)."""
+        check_instance_id(target.instance_id)
+        prefix = list(self.context.config.get("tunnel.direct_exec") or [])
+        if not prefix:
+            raise UnreachableError(f"the direct tunnel backend cannot run commands on {target.host}: "
+                                   "config key tunnel.direct_exec is not set")
+        try:
+            done = subprocess.run([*prefix, target.host, "--", *argv], input=stdin, capture_output=True,
+                                  timeout=timeout, env=dict(os.environ))
+        except subprocess.TimeoutExpired:
+            raise UnreachableError(f"the command on {target.host} did not finish within {timeout:g}s") from None
+        except OSError as exc:
+            raise UnreachableError(f"cannot run tunnel.direct_exec ({prefix[0]}): {exc.strerror or exc}") from None
+        return RemoteResult(done.returncode, done.stdout[:MAX_OUTPUT].decode("utf-8", "replace"),
+                            done.stderr[:MAX_OUTPUT].decode("utf-8", "replace"))

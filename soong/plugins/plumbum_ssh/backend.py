@@ -5,6 +5,8 @@ runs a ``LocalCommand`` only after every local forward is bound, so the marker i
 prints proves that the listeners are ssh's own (not another process that took a
 port first); each local port is then proven to answer. A persistent tunnel runs
 in its own session, outlives the command, and is recorded before it is waited on.
+:meth:`PlumbumSshBackend.run` runs one command over a login with the same options
+(how soong delivers a secret: on the command's stdin, never its command line).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from soong.core.interfaces import TunnelBackend
 from soong.core.local_ports import PortInUseError, any_free_port, port_answers, port_is_free
 from soong.core.paths import private_dir
 from soong.core.tunnel_state import StoredTunnel, TunnelStore, check_instance_id
-from soong.core.types import Forward, TunnelRecord, TunnelTarget
+from soong.core.types import Forward, RemoteResult, TunnelRecord, TunnelTarget
 from soong.plugins.plumbum_ssh import diagnose, hostkeys, process
 from soong.plugins.plumbum_ssh.options import SshSettings
 
@@ -29,6 +31,10 @@ from soong.plugins.plumbum_ssh.options import SshSettings
 READY_MARKER = "soong-forwards-ready"
 #: How often a port chosen by the backend is re-chosen when another process takes it first.
 PORT_ATTEMPTS = 3
+#: ssh's own exit status when ssh itself failed (not the remote command).
+SSH_FAILED = 255
+#: Most output kept from a remote command.
+MAX_OUTPUT = 64 * 1024
 
 
 def ssh_command() -> Any:
@@ -255,6 +261,27 @@ class PlumbumSshBackend(TunnelBackend):
         """Whether the tunnel's ssh process is alive and every local port answers."""
         stored = self.store.load(instance_id)
         return bool(stored and stored.backend == self.name and self._alive(stored))
+
+    def run(self, target: TunnelTarget, argv: Sequence[str], *, stdin: bytes = b"",
+            timeout: float = 60.0) -> RemoteResult:
+        """Run ``argv`` over an SSH login (the remote shell gets it quoted); ``stdin`` goes only to its stdin."""
+        import shlex
+
+        check_instance_id(target.instance_id)
+        settings = self.settings
+        diagnose.check_key_file(settings)
+        ssh = [str(ssh_command().executable), *settings.arguments(target.instance_id), "-T",
+               settings.destination(target.host), shlex.join(argv)]
+        try:
+            done = subprocess.run(ssh, input=stdin, capture_output=True, timeout=timeout, env=dict(os.environ))
+        except subprocess.TimeoutExpired:
+            raise UnreachableError(f"the command on {target.host} did not finish within {timeout:g}s") from None
+        stdout = done.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
+        stderr = done.stderr[:MAX_OUTPUT].decode("utf-8", "replace")
+        if done.returncode == SSH_FAILED:
+            raise diagnose.failure_error(self.context, settings, stderr, instance_id=target.instance_id,
+                                         host=target.host)
+        return RemoteResult(done.returncode, stdout, stderr)
 
     def forget(self, instance_id: str) -> None:
         """Forget the host key of an ended instance (addresses get reused)."""

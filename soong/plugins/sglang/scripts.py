@@ -4,7 +4,8 @@ Templates use ``@NAME@`` placeholders, filled by :func:`fill` with values that a
 already quoted for their context (shell or unit file). Every script appends its
 progress to the boot log through ``bootlog`` (``<ISO time> phase=<name> <message>``)
 and none of them ever sees a secret: secrets live only in 0600 files that a
-service reads itself (the daemon) or that systemd reads (``EnvironmentFile=``).
+service reads itself (the daemon; SGLang through its launcher,
+:mod:`soong.plugins.sglang.sglang_launch`).
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ PrivateTmp=yes
 ReadWritePaths=@WRITABLE@
 ExecStartPre=+-/usr/bin/nvidia-smi -L
 ExecStartPre=+-/usr/bin/nvidia-modprobe -u -c=0
-@ENV_FILE@ExecStartPre=+/usr/local/lib/soong/bootlog sglang-loading "loading @MODEL@ (tp @TP@, context @CONTEXT@)"
+@AWAIT_TOKEN@ExecStartPre=+/usr/local/lib/soong/bootlog sglang-loading "loading @MODEL@ (tp @TP@, context @CONTEXT@)"
 ExecStart=/usr/local/lib/soong/with-user-env @COMMAND@
 ExecStartPost=+/usr/local/lib/soong/wait-http http://127.0.0.1:@PORT@/health sglang-ready @READY_SECONDS@ "SGLang serves @MODEL@ on 127.0.0.1:@PORT@"
 TimeoutStartSec=@START_TIMEOUT@

@@ -32,6 +32,7 @@ from soong.core.bootstrap import (
     N8N_PORT,
     N8N_SECRETS_DIR,
     N8N_USER,
+    SGLANG_API_KEY_PATH,
     SGLANG_PORT,
     SGLANG_USER,
     LaunchPlan,
@@ -39,7 +40,7 @@ from soong.core.bootstrap import (
     UserDataPart,
 )
 from soong.core.errors import EXIT_CONFIG
-from soong.plugins.sglang import fs_setup, n8n_owner, scripts
+from soong.plugins.sglang import fs_setup, n8n_owner, scripts, secret_files
 from soong.plugins.sglang.platform import SGLANG_PINS, SGLANG_VERSION
 
 #: The status daemon's dependencies, pinned (they satisfy the ``daemon`` extra of setup.py).
@@ -103,6 +104,9 @@ def daemon_config(plan: LaunchPlan) -> dict:
         "boot_log": BOOT_LOG,
         "time_scale": 1,
         "preflight_grace_minutes": plan.preflight_grace_minutes,
+        # with "ssh", api_key_file is missing until soong delivers the key; /status says so meanwhile
+        "api_key_delivery": plan.api_key_delivery,
+        "hf_token_expected": plan.hf_token_expected,
     }
 
 
@@ -196,7 +200,8 @@ def daemon_parts(plan: LaunchPlan) -> list[UserDataPart]:
         "write_files": common_files() + [
             _secret_file(DAEMON_CONFIG_PATH, config_text, owner),
             _secret_file(DAEMON_TOKEN_PATH, plan.secrets.daemon_token, owner),
-            _secret_file(DAEMON_API_KEY_PATH, plan.secrets.lambda_api_key, owner),
+            *([_secret_file(DAEMON_API_KEY_PATH, plan.secrets.lambda_api_key, owner)] if plan.api_key_in_user_data else []),
+            *secret_files.receiver_files(plan),
             {"path": _DAEMON_ARCHIVE, "content": archive, "encoding": "b64", "owner": "root:root", "permissions": "0644"},
             _file("/opt/soong/daemon/bin/soong-daemon", scripts.daemon_launcher(daemon_entry_point()), "0755"),
             _file("/etc/systemd/system/soong-enforcer.service", enforcer_unit),
@@ -238,10 +243,10 @@ def writable_paths(plan: LaunchPlan, folder: str, *extra: str) -> str:
 # -- SGLang ---------------------------------------------------------------------------------------------------
 
 
-def sglang_command(plan: LaunchPlan) -> list[str]:
-    """The SGLang launch command for ``plan`` (every argument safe to put in a unit file).
+def sglang_server_args(plan: LaunchPlan) -> list[str]:
+    """SGLang's own arguments for ``plan`` (every one safe to put in a unit file; no secret).
 
-    It carries no ``--quantization``: a quantized entry points at a checkpoint whose
+    They carry no ``--quantization``: a quantized entry points at a checkpoint whose
     ``config.json`` has a ``quantization_config``, and SGLang reads the method from it
     and upgrades it to the fast kernel itself. In sglang 0.5.23,
     ``ModelConfig._verify_quantization`` (sglang/srt/configs/model_config.py) asks every
@@ -256,8 +261,7 @@ def sglang_command(plan: LaunchPlan) -> list[str]:
     ``ModelSpec.quantization`` stays the checkpoint's method, for the catalog and its checks.
     """
     spec = plan.model
-    command = ["/opt/soong/sglang/venv/bin/python", "-m", "sglang.launch_server",
-               "--model-path", _unit_arg(spec.hf_path, "hf_path"),
+    command = ["--model-path", _unit_arg(spec.hf_path, "hf_path"),
                "--tp", str(plan.tp_size),
                "--context-length", str(plan.context),
                "--host", "127.0.0.1", "--port", str(SGLANG_PORT),
@@ -267,17 +271,27 @@ def sglang_command(plan: LaunchPlan) -> list[str]:
     return command
 
 
+def sglang_command(plan: LaunchPlan) -> list[str]:
+    """The unit's ``ExecStart=`` command: soong's launcher (:mod:`soong.plugins.sglang.sglang_launch`),
+    which adds ``--api-key`` from its 0600 file inside the process, then SGLang's arguments."""
+    return secret_files.launcher_lines(plan, sglang_server_args(plan))[1].split(" ")
+
+
 def sglang_parts(plan: LaunchPlan) -> list[UserDataPart]:
-    """SGLang: pinned install in its own venv, unit serving the model on 127.0.0.1:8000 with metrics."""
-    files = []
-    env_file = ""
-    if plan.secrets.hf_token:
-        files.append(_secret_file("/etc/soong/hf-token.env", f"HF_TOKEN={plan.secrets.hf_token}", "root:root"))
-        env_file = "EnvironmentFile=/etc/soong/hf-token.env\n"
+    """SGLang: pinned install in its own venv, its per-instance API key (0600, SGLang's user), the launcher,
+    and the unit serving the model on 127.0.0.1:8000 with metrics, as SGLang's own sandboxed user.
+
+    The Hugging Face token is not in the user data: when the model needs one, the unit's
+    first step waits for soong to deliver it over SSH (see :mod:`soong.plugins.sglang.sglang_launch`).
+    """
+    owner = f"{SGLANG_USER}:{SGLANG_USER}"
+    files = [_secret_file(SGLANG_API_KEY_PATH, plan.sglang_api_key, owner),
+             _file(secret_files.LAUNCHER_PATH, secret_files.launcher_text(), "0755")]
+    wait, command = secret_files.launcher_lines(plan, sglang_server_args(plan))
     unit = scripts.fill(
-        scripts.SGLANG_UNIT, MODEL=plan.model.hf_path, PORT=str(SGLANG_PORT), USER=SGLANG_USER, ENV_FILE=env_file,
+        scripts.SGLANG_UNIT, MODEL=plan.model.hf_path, PORT=str(SGLANG_PORT), USER=SGLANG_USER, AWAIT_TOKEN=wait,
         WRITABLE=writable_paths(plan, fs_setup.HF_CACHE),
-        TP=str(plan.tp_size), CONTEXT=str(plan.context), COMMAND=" ".join(sglang_command(plan)),
+        TP=str(plan.tp_size), CONTEXT=str(plan.context), COMMAND=command,
         READY_SECONDS=str(SGLANG_READY_SECONDS), START_TIMEOUT=f"{SGLANG_READY_SECONDS + 300}s",
     )
     install = scripts.fill(scripts.INSTALL_SGLANG_SH, VERSION=SGLANG_VERSION,

@@ -1,0 +1,1 @@
+"""Secrets delivered after boot: SGLang launcher, receiver, courier and the API key."""
