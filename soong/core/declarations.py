@@ -1,11 +1,13 @@
 """The rules for what plugins declare: config keys (``soong_config_keys``) and secrets (``soong_secrets``).
 
-A plugin owns one section, named after the plugin (``-`` and ``.`` as ``_``):
-plugin ``acme`` declares keys ``acme.NAME`` and secrets ``acme_NAME``. It cannot
-declare into core's sections, a core key, or a key, secret name or environment
-variable that another plugin declared first (built-ins are loaded first). A
-refused declaration fails the plugin (:meth:`soong.core.plugins.PluginHost.declared`),
-so its keys are unknown keys in the config file: a warning, never a crash.
+A plugin owns the section named after it (``-`` and ``.`` as ``_``), and one
+named after each provider, tunnel backend and cost sink it registers: plugin
+``acme``, or package ``soong-acme`` registering provider ``acme``, declares keys
+``acme.NAME`` and secrets ``acme_NAME``. It cannot declare into core's sections,
+a core key, or a key, secret name or environment variable that another plugin
+declared first (built-ins are loaded first). A refused declaration fails the
+plugin (:meth:`soong.core.plugins.PluginHost.declared`), so its keys are unknown
+keys in the config file: a warning, never a crash.
 
 :func:`schema` and :func:`secret_env_vars` turn the declarations of a
 :class:`~soong.core.plugins.PluginHost` into what the config and the secret
@@ -15,7 +17,7 @@ store use.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from soong.core.errors import PluginError
 
@@ -31,20 +33,34 @@ def plugin_section(plugin_name: str) -> str:
     return plugin_name.lower().replace("-", "_").replace(".", "_")
 
 
-def check_key(info: Any, key: Any, accepted: list[tuple[str, Any]]) -> Any:
+#: ``sections(plugin name)``: the sections that plugin owns (see the module docstring).
+Sections = Callable[[str], "list[str]"]
+
+
+def _own(name: str) -> list[str]:
+    return [plugin_section(name)]
+
+
+def _refuse_outside(what: str, info: Any, sections: list[str], form: str) -> PluginError:
+    owned = " or ".join(form.format(s) for s in sections)
+    return PluginError(f"{what} is outside the plugin's sections: plugin '{info.name}' declares {owned} "
+                       "(NAME: lower-case letters, digits and '_')")
+
+
+def check_key(info: Any, key: Any, accepted: list[tuple[str, Any]], sections: Sections = _own) -> Any:
     """``key`` if plugin ``info`` may declare it after ``accepted``; PluginError otherwise."""
     from soong.core.config_schema import KEYS_BY_PATH, SECTIONS, Key
 
     if not isinstance(key, Key):
         raise PluginError(f"{key!r} is not a soong.core.config_schema.Key")
-    section = plugin_section(info.name)
     path = key.path if isinstance(key.path, str) else repr(key.path)
-    head, _, sub = path.partition(".")
-    if head != section or not _SECTION.match(section) or not _SUB.match(sub):
-        raise PluginError(f"config key '{path}' is outside the plugin's section: plugin '{info.name}' declares "
-                          f"keys '{section}.NAME' (NAME: lower-case letters, digits and '_')")
+    section, _, sub = path.partition(".")
+    if not _SECTION.match(section) or not _SUB.match(sub):
+        raise _refuse_outside(f"config key '{path}'", info, sections(info.name), "keys '{}.NAME'")
     if path in KEYS_BY_PATH or section in SECTIONS:
         raise PluginError(f"config key '{path}' clashes with core's section '{section}'")
+    if section != plugin_section(info.name) and section not in sections(info.name):  # own name first: no registry
+        raise _refuse_outside(f"config key '{path}'", info, sections(info.name), "keys '{}.NAME'")
     holder = next((plugin for plugin, other in accepted if other.path == path), None)
     if holder is not None:
         raise PluginError(f"config key '{path}' is already declared by plugin '{holder}'")
@@ -60,17 +76,19 @@ def check_key(info: Any, key: Any, accepted: list[tuple[str, Any]]) -> Any:
     return key
 
 
-def check_secret(info: Any, secret: Any, accepted: list[tuple[str, Any]]) -> Any:
+def check_secret(info: Any, secret: Any, accepted: list[tuple[str, Any]], sections: Sections = _own) -> Any:
     """``secret`` if plugin ``info`` may declare it after ``accepted``; PluginError otherwise."""
     from soong.core.secrets import _NAME, KNOWN_SECRETS, Secret
 
     if not isinstance(secret, Secret):
         raise PluginError(f"{secret!r} is not a soong.core.secrets.Secret")
-    prefix = plugin_section(info.name) + "_"
     name = secret.name if isinstance(secret.name, str) else repr(secret.name)
-    if not name.startswith(prefix) or len(name) == len(prefix) or not _NAME.match(name):
-        raise PluginError(f"secret '{name}' is outside the plugin's names: plugin '{info.name}' declares "
-                          f"secrets '{prefix}NAME' (lower-case letters, digits and '_')")
+
+    def within(owned: list[str]) -> bool:
+        return any(name.startswith(f"{s}_") and len(name) > len(s) + 1 for s in owned)
+
+    if not _NAME.match(name) or not (within(_own(info.name)) or within(sections(info.name))):
+        raise _refuse_outside(f"secret '{name}'", info, sections(info.name), "secrets '{}_NAME'")
     if not isinstance(secret.env_var, str) or not _ENV.match(secret.env_var):
         raise PluginError(f"secret '{name}': {secret.env_var!r} is not an environment variable name")
     if not isinstance(secret.doc, str) or not secret.doc.strip():

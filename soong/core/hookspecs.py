@@ -93,10 +93,12 @@ def soong_config_keys(register: Register, context: Any) -> None:
 
     :param register: call ``register(key)`` once per key, where ``key`` is a
         :class:`soong.core.config_schema.Key` whose path is ``SECTION.NAME``. SECTION
-        is the plugin's own name with ``-`` as ``_`` (plugin ``acme`` declares
-        ``acme.api_url``); a key in another section, one of core's sections or
-        paths, a key declared twice, or a default its own rules refuse is an error
-        that fails the plugin (its keys are then unknown, see below).
+        is the plugin's own name with ``-`` as ``_``, or the name of a provider,
+        tunnel backend or cost sink it registers (plugin ``acme``, or package
+        ``soong-acme`` registering provider ``acme``, declares ``acme.api_url``); a
+        key in another section, one of core's sections or paths, a key declared
+        twice, or a default its own rules refuse is an error that fails the plugin
+        (its keys are then unknown, see below).
     :param context: the command's :class:`soong.core.context.Context` (or None). The
         configuration is being loaded when this hook runs, so ``context.config``
         is not available here.
@@ -117,8 +119,8 @@ def soong_secrets(register: Register, context: Any) -> None:
     """Declare the secrets the plugin reads, each with its environment variable and a one-line doc.
 
     :param register: call ``register(secret)`` once per secret, where ``secret`` is a
-        :class:`soong.core.secrets.Secret`. Its name starts with the plugin's own
-        name (``-`` as ``_``) and an underscore (plugin ``acme``: ``acme_api_key``);
+        :class:`soong.core.secrets.Secret`. Its name starts with one of the plugin's
+        sections (see :func:`soong_config_keys`) and an underscore (``acme_api_key``);
         its environment variable must not be one core or another plugin uses.
     :param context: the command's :class:`soong.core.context.Context` (or None); as
         for :func:`soong_config_keys`, ``context.config`` is not available here.

@@ -356,13 +356,26 @@ class PluginHost:
         """``(plugin, Key)`` for every config key the plugins declare (``soong_config_keys``)."""
         from soong.core.declarations import check_key
 
-        return self.declared("soong_config_keys", check_key)
+        return self.declared("soong_config_keys", lambda info, key, accepted: check_key(
+            info, key, accepted, self.sections_of))
 
     def secrets(self) -> list[tuple[str, Any]]:
         """``(plugin, Secret)`` for every secret the plugins declare (``soong_secrets``)."""
         from soong.core.declarations import check_secret
 
-        return self.declared("soong_secrets", check_secret)
+        return self.declared("soong_secrets", lambda info, secret, accepted: check_secret(
+            info, secret, accepted, self.sections_of))
+
+    def sections_of(self, plugin: str) -> list[str]:
+        """The config sections ``plugin`` owns: its own name's, then those of the providers, tunnel backends
+        and cost sinks it registers (those registries are only collected when this is asked)."""
+        from soong.core.declarations import plugin_section
+
+        found = [plugin_section(plugin)]
+        for kind in ("providers", "tunnel_backends", "cost_sinks"):
+            self.registry(kind)
+            found += [plugin_section(name) for name, owner in self._owners[kind].items() if owner == plugin]
+        return list(dict.fromkeys(found))
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every plugin seen, built-ins first."""

@@ -127,7 +127,7 @@ class TunnelHealthProbe:
         remote_port = self.context.config.get("status_daemon.port")
         try:
             backend = self.context.tunnel_backend()
-            target = target_for(self.context, instance)
+            target = target_for(self.context, instance, self.context.provider(record.provider))
             with backend.open(target, [Forward("status", 0, remote_port)]) as forwards:
                 return http_health(forwards[0].local_host, forwards[0].local_port, timeout=self.timeout)
         except Exception as exc:  # unreachable, whatever the reason

@@ -85,6 +85,19 @@ def test_a_refused_key_fails_only_its_plugin(isolated_env, key, reason):
     assert len(warnings) == 1 and "rogue" in warnings[0]
 
 
+def test_a_plugin_also_owns_the_sections_of_what_it_registers(isolated_env):
+    """Package soong-acme's entry point 'soong-acme' registers provider 'acme': acme.* and acme_* are its own."""
+    host = PluginHost(discover=False, env={}, warn=lambda message: None)
+    host.add_plugin(acme_provider, PluginInfo("soong-acme"))
+    host.add_plugin(lambda_cloud, PluginInfo("extra0", builtin=True))  # the Lambda plugin under another name
+    context = _context(host)
+    assert context.config.get("acme.api_url") == "https://api.acme.example/v2"
+    assert context.config.schema.owner("acme.api_url") == "soong-acme"
+    assert context.config.get("lambda.api_url") == "https://cloud.lambda.ai/api/v1"
+    assert context.secrets.env_var("acme_api_key") == "ACME_API_KEY"
+    assert context.secrets.env_var("lambda_api_key") == "LAMBDA_API_KEY"
+
+
 def test_keys_in_cores_sections_or_clashing_with_another_plugin_are_refused(isolated_env):
     def core_section(register):
         register(Key("defaults.model", "str", "x", "Taken by core."))
@@ -105,11 +118,11 @@ def test_keys_in_cores_sections_or_clashing_with_another_plugin_are_refused(isol
 
 
 @pytest.mark.parametrize("secret, reason", [
-    (Secret("acme_api_key", "ROGUE_KEY", "Another plugin's name."), "outside the plugin's names"),
+    (Secret("acme_api_key", "ROGUE_KEY", "Another plugin's name."), "outside the plugin's sections"),
     (Secret("rogue_token", "SOONG_DAEMON_TOKEN", "Core's variable."), "clashes with one of core's secrets"),
     (Secret("rogue_token", "ACME_API_KEY", "Acme's variable."), "clashes with 'acme_api_key'"),
     (Secret("rogue_token", "not a variable", "Bad variable."), "is not an environment variable name"),
-    (Secret("rogue_", "ROGUE", "No name after the prefix."), "outside the plugin's names"),
+    (Secret("rogue_", "ROGUE", "No name after the prefix."), "outside the plugin's sections"),
 ])
 def test_a_refused_secret_fails_only_its_plugin(isolated_env, secret, reason):
     host = _host(("acme", acme_provider), ("rogue", _plugin(soong_secrets=lambda register: register(secret))))
