@@ -1,4 +1,4 @@
-"""``soong configure``: the API key, daemon token, default model, GPU, region, file system, lease and SSH key."""
+"""``soong configure``: the API key, daemon token, default model, GPU, region, file system, lease, SSH key, firewall."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ class Configure(Command):
     on stdin with --api-key-stdin, never on the command line). A daemon token
     is generated once and kept in the keyring. Nothing changes until the end:
     Ctrl-C leaves the old configuration as it was, and settings not asked
-    about keep their values.
+    about keep their values. The inbound firewall is checked too: when it lets
+    in more than SSH, the wizard offers (and --ssh-only-firewall makes) a change
+    that lets in only 22/tcp, saying first which instances it reaches.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -39,6 +41,9 @@ class Configure(Command):
         parser.add_argument("--upload-ssh-key", metavar="NAME", nargs="?", const="",
                             help="upload the .pub of --ssh-key if the account lacks it (optionally as NAME)")
         parser.add_argument("--ssh-key-name", metavar="NAME", help="account SSH key to launch with")
+        parser.add_argument("--ssh-only-firewall", action="store_true",
+                            help="change the provider's inbound firewall so it lets in only SSH (22/tcp); on Lambda "
+                                 "this replaces the account's global rules, for every instance of the account")
         parser.add_argument("--rotate-token", action="store_true", help="generate a new daemon token")
         parser.add_argument("--show-token", action="store_true", help="print the daemon token (it is a secret)")
         return parser
@@ -101,6 +106,8 @@ class Configure(Command):
             ask.say(f"  upload your public key as '{setup.upload_key[0]}'")
         if setup.create_filesystem:
             ask.say(f"  create file system '{setup.create_filesystem[0]}' in {setup.create_filesystem[1]}")
+        if setup.firewall_change is not None:
+            ask.say(f"  leave only SSH open in {setup.firewall_change.before.scope}")
         return ask.yes_no("Save?", default=True)
 
     def _from_flags(self, args: argparse.Namespace, setup: Any) -> Any:
@@ -131,7 +138,31 @@ class Configure(Command):
         elif args.filesystem:
             self._filesystem(args, setup, provider)
         self._ssh(args, setup, provider)
+        if args.ssh_only_firewall:
+            self._ssh_only_firewall(setup, provider)
         return provider
+
+    def _ssh_only_firewall(self, setup: Any, provider: Any) -> None:
+        """Plan the SSH-only change (made by commit), saying what it closes and whom it reaches."""
+        from soong.core import configure_steps as steps
+        from soong.core.firewall_check import change_lines
+
+        region = setup.changes.get("lambda.default_region", self.context.config.get("lambda.default_region"))
+        plan = steps.firewall_plan(provider, region)
+        found, change = plan.found, plan.change
+        if plan.note:
+            self.warn(f"{plan.note}; the change below is for the other regions")
+        if found is None:
+            raise UsageError(f"provider '{provider.name}' cannot read or change its inbound firewall")
+        if found.ssh_only:
+            self.app.stderr.write(f"soong: {found.scope} already let in only SSH (22/tcp); nothing to change\n")
+            return
+        if change is None:
+            raise UsageError(f"provider '{provider.name}' cannot change {found.scope}",
+                             hint="close the ports in the provider's console")
+        for line in change_lines(change):
+            self.app.stderr.write(f"soong: {line}\n")
+        setup.firewall_change = change
 
     @staticmethod
     def _known_type(name: str, types: Any) -> str:
@@ -189,5 +220,5 @@ def _is_tty(stream: Any) -> bool:
 
 def _has_flags(args: argparse.Namespace) -> bool:
     names = ("api_key_stdin", "model", "gpu", "region", "filesystem", "no_filesystem", "lease_hours", "ssh_key",
-             "ssh_key_name", "rotate_token")
+             "ssh_key_name", "rotate_token", "ssh_only_firewall")
     return any(getattr(args, name) not in (None, False) for name in names)

@@ -2,9 +2,10 @@
 
 Nothing is changed while the questions are asked: every answer goes into a
 :class:`Setup`, and :func:`commit` applies it at the end (secrets to the
-keyring, an SSH key upload or a new file system at the provider, the changed
-keys to the config file, written atomically). Ctrl-C before that leaves
-everything as it was; keys that were not asked about keep their values.
+keyring, an SSH key upload, a new file system or an SSH-only firewall at the
+provider, the changed keys to the config file, written atomically). Ctrl-C
+before that leaves everything as it was; keys that were not asked about keep
+their values.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Setup:
     daemon_token: str | None = None
     upload_key: tuple[str, str] | None = None  # (name, public key)
     create_filesystem: tuple[str, str] | None = None  # (name, region)
+    firewall_change: Any = None  # a FirewallChange from the provider's ssh_only_change()
     #: Secrets plugins declared with ``ask=True``, as answered (name -> value).
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -146,11 +148,44 @@ def key_answer(key: Any, text: str) -> Any:
     return key.coerce(text, from_text=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class FirewallPlan:
+    """The inbound firewall launches get and the SSH-only change on offer.
+
+    ``found`` is None when the provider cannot read its firewall, ``change`` None when
+    nothing needs changing or the provider cannot change it. ``note`` is set when the
+    region has no firewall at all; ``found`` is then the rules of the other regions.
+    """
+
+    found: Any = None
+    change: Any = None
+    note: str | None = None
+
+
+def firewall_plan(provider: Any, region: str | None) -> FirewallPlan:
+    """Read the provider's inbound firewall for ``region`` and the change that would leave only SSH open."""
+    from soong.core.firewall_check import read_firewall
+
+    found = read_firewall(provider, region)
+    note = None
+    if found is not None and not found.filtered:
+        note = f"{found.scope}: every port an instance there listens on is reachable, whatever the rules say"
+        region = None
+        found = read_firewall(provider, region)
+    if found is None or found.ssh_only:
+        return FirewallPlan(found, None, note)
+    return FirewallPlan(found, provider.ssh_only_change(region), note)
+
+
 def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
     """Apply ``setup``: secrets, provider-side changes, then the config file. Returns what was done."""
     from soong.core.config import save_config
 
     done = []
+    if setup.firewall_change is not None:  # first: refused (the rules moved since they were read), nothing changes
+        after = provider.apply_firewall_change(setup.firewall_change)
+        done.append(f"{after.scope} now let in only SSH"
+                    + ("" if after.ssh_only else f" and still: {'; '.join(after.openings())}"))
     store = context.secrets
     if setup.api_key:
         store.set("lambda_api_key", setup.api_key)

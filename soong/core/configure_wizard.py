@@ -4,8 +4,10 @@ Order: API key (checked by a real call), model, GPU (types that fit, cheapest
 first, the recommended one marked), region (those with capacity for that GPU
 first), file system (existing ones, or create one), lease (2/4/6/8 h with
 their cost), SSH key (matched against the account's keys, or uploaded), then
-every config key and secret a plugin declared with ``ask=True`` (a third-party
-provider's API URL and key, for example). The answers only fill a
+the inbound firewall (when it lets in more than SSH, an offer to leave only
+22/tcp open, with what that changes and for which instances), then every config
+key and secret a plugin declared with ``ask=True`` (a third-party provider's API
+URL and key, for example). The answers only fill a
 :class:`~soong.core.configure_steps.Setup`; nothing is changed until the caller
 commits it.
 """
@@ -42,6 +44,7 @@ class Wizard:
         self.filesystem(setup, region)
         self.lease(setup, gpu)
         self.ssh_key(setup)
+        self.firewall(setup)
         self.plugin_settings(setup)
         return setup
 
@@ -160,6 +163,33 @@ class Wizard:
             default = f"soong-{socket.gethostname().split('.')[0]}"[:40]
             name = self.ask.text("Name for the key in the account", default)
             setup.upload_key = (name, public_key)
+
+    def firewall(self, setup: steps.Setup) -> None:
+        """Check the inbound firewall; offer to leave only SSH open when it lets in more (made at the end)."""
+        from soong.core.firewall_check import change_lines, openings_text
+
+        region = setup.changes.get("lambda.default_region", self._current("lambda.default_region"))
+        try:
+            plan = steps.firewall_plan(self.provider, region)
+        except SoongError as exc:
+            self.ask.say(f"  could not read the inbound firewall ({exc}); not checked")
+            return
+        found, change = plan.found, plan.change
+        if plan.note:
+            self.ask.say(f"  firewall: {plan.note}; launches in other regions get the rules below")
+        if found is None:
+            return
+        if found.ssh_only:
+            self.ask.say(f"  firewall: {found.scope} let in only SSH (22/tcp)")
+            return
+        self.ask.say(f"  firewall: {found.scope} let in more than SSH: {openings_text(found)}")
+        if change is None:
+            self.ask.say("  soong cannot change these rules; close the ports in the provider's console")
+            return
+        for line in change_lines(change):
+            self.ask.say(f"    {line}")
+        if self.ask.yes_no("  Leave only SSH (22/tcp) open?", default=False):
+            setup.firewall_change = change
 
     def plugin_settings(self, setup: steps.Setup) -> None:
         """Each key and secret plugins declared with ``ask=True``: Enter keeps the current value."""

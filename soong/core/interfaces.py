@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 if TYPE_CHECKING:
     from soong.core.context import Context
+    from soong.core.firewall import FirewallChange, InboundFirewall
     from soong.core.images import ImageFamily, MachineImage
     from soong.core.types import (
         CostEvent,
@@ -200,6 +201,33 @@ class Provider(abc.ABC):
         is ``{"id": ...}``).
         """
         return []
+
+    def inbound_firewall(self, region: str | None = None) -> "InboundFirewall | None":
+        """The inbound firewall rules an instance launched in ``region`` gets (None region: not chosen yet).
+
+        Optional: the default None means the provider cannot tell, and ``start`` and
+        ``configure`` skip the firewall check. ``start`` calls it before each launch and
+        turns any error into a one-line warning, so it should answer quickly (no long
+        retries) and raise rather than guess.
+        """
+        return None
+
+    def ssh_only_change(self, region: str | None = None) -> "FirewallChange | None":
+        """The change that would leave only SSH (22/tcp) open to launches in ``region``, read but not made.
+
+        Optional (default None: the provider cannot change its firewall). None also when
+        nothing needs changing. :attr:`FirewallChange.effect` must say precisely which
+        instances the change reaches; ``configure`` shows it before asking.
+        """
+        return None
+
+    def apply_firewall_change(self, change: "FirewallChange") -> "InboundFirewall":
+        """Make a change :meth:`ssh_only_change` returned; return the rules as they are after.
+
+        Must refuse (raise) when the rules differ from ``change.before`` by now, so a
+        user never approves one change and gets another.
+        """
+        raise NotImplementedError(f"provider {self.name!r} cannot change its firewall")
 
 
 class TunnelBackend(abc.ABC):

@@ -8,7 +8,9 @@ waiting with ``--retry-until-up``), the lease, and the machine image: the
 configured family must have a Python the serving engine installs on, only types
 whose architecture the family and the engine support are offered, and the
 exact image for the type's architecture and the region is read from the
-provider before launching (:mod:`soong.core.images`). It talks to the user only
+provider before launching (:mod:`soong.core.images`). Once the region is known,
+the provider's inbound firewall is read and a warning said when it lets in more
+than SSH (:mod:`soong.core.firewall_check`). It talks to the user only
 through the small :class:`StartUI` protocol, so it is tested without a terminal.
 """
 
@@ -115,6 +117,7 @@ class LaunchPlanner:
     types: list[Any] = dataclasses.field(default_factory=list)
     platform: Platform | None = None
     images: list[Any] | None = None
+    firewall_checked: set[str | None] = dataclasses.field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.new_token is None:
@@ -224,6 +227,17 @@ class LaunchPlanner:
         """The region the launch would use with the capacity (where its image exists) known now."""
         return decide_region(self.servable(draft.choice.instance_type, quiet=True), draft.policy).region
 
+    def check_firewall(self, region: str | None) -> None:
+        """Warn (one line, once per region) when launches there let in more than SSH; never raises."""
+        from soong.core.firewall_check import launch_warning
+
+        if region in self.firewall_checked:
+            return
+        self.firewall_checked.add(region)
+        line = launch_warning(self.provider, region)
+        if line:
+            self.ui.say(f"warning: {line}")
+
     def place(self, draft: "Draft", *, refresh: bool = False) -> LaunchOrder:
         """The order, in a region with capacity (waiting or asking as the module docstring says).
 
@@ -240,6 +254,7 @@ class LaunchPlanner:
             region = decision.region
         else:
             itype, region = self.region(itype, draft.policy)
+        self.check_firewall(region)
         return self.order(draft, itype, region)
 
     def order(self, draft: "Draft", itype: Any, region: str) -> LaunchOrder:

@@ -14,7 +14,9 @@ inherited ``test_*`` methods::
         def launch_request(self, provider):
             return LaunchRequest("small-gpu", "region-1", "my-key", "contract")
 
-A hook left unimplemented skips the tests that need it.
+A hook left unimplemented skips the tests that need it. The optional firewall
+capability (:meth:`~soong.core.interfaces.Provider.inbound_firewall`) is checked
+only when the provider offers it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class ProviderContract:
     def fail_next_launch_ambiguously(self, provider: Provider) -> None:
         """Make the double create the next instance but fail the answer (optional hook)."""
         pytest.skip("no ambiguous-launch hook")
+
+    def open_inbound_port(self, provider: Provider, port: int) -> None:
+        """Make the double's inbound firewall let TCP ``port`` in from anywhere (optional hook)."""
+        pytest.skip("no firewall hook")
 
     # -- the contract ------------------------------------------------------------------------------
     def test_has_a_valid_name(self, provider):
@@ -139,3 +145,36 @@ class ProviderContract:
         new = {i.id for i in provider.list_instances()} - before
         assert new == {inst.id}
         provider.terminate([inst.id])
+
+    # -- the optional firewall capability ------------------------------------------------------------
+    def test_inbound_firewall_is_typed_when_offered(self, provider):
+        from soong.core.firewall import FirewallChange, InboundFirewall
+
+        region = self.launch_request(provider).region
+        found = provider.inbound_firewall(region)
+        if found is None:
+            assert provider.ssh_only_change(region) is None  # nothing to change without a firewall to read
+            pytest.skip("the provider cannot read its inbound firewall")
+        assert isinstance(found, InboundFirewall) and found.scope
+        assert all(isinstance(o, str) and o for o in found.openings())
+        change = provider.ssh_only_change(region)
+        if found.ssh_only:
+            assert change is None
+        elif change is not None:
+            assert isinstance(change, FirewallChange) and change.effect
+            assert InboundFirewall(change.before.scope, change.rules).ssh_only
+
+    def test_ssh_only_change_closes_what_was_open(self, provider):
+        region = self.launch_request(provider).region
+        if provider.inbound_firewall(region) is None:
+            pytest.skip("the provider cannot read its inbound firewall")
+        self.open_inbound_port(provider, 8000)
+        opened = provider.inbound_firewall(region)
+        assert any("8000" in o for o in opened.openings())
+        change = provider.ssh_only_change(region)
+        if change is None:
+            pytest.skip("the provider cannot change its inbound firewall")
+        assert any("8000" in o for o in change.removed())
+        after = provider.apply_firewall_change(change)
+        assert after.ssh_only and provider.inbound_firewall(region).ssh_only
+        assert provider.ssh_only_change(region) is None

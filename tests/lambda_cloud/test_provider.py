@@ -37,6 +37,11 @@ class TestLambdaContract(ProviderContract):
     def fail_next_launch_ambiguously(self, provider):
         provider.emulator.add_fault(path=LAUNCH, action="ambiguous", then="error", status=502, times=1)
 
+    def open_inbound_port(self, provider, port):
+        rules = provider.emulator.api("GET", "/firewall-rules").json()["data"]
+        rules.append({"protocol": "tcp", "port_range": [port, port], "source_network": "0.0.0.0/0", "description": "x"})
+        assert provider.emulator.api("PUT", "/firewall-rules", {"data": rules}).status_code == 200
+
 
 def test_registered_through_the_plugin_hook():
     import soong.plugins.lambda_cloud as plugin

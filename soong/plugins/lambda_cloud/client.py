@@ -212,19 +212,21 @@ class LambdaClient:
             delay = max(delay, retry_after)
         return delay
 
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number >= self.max_attempts:
+    def _stop(self, state: tenacity.RetryCallState, max_attempts: int | None = None) -> bool:
+        if state.attempt_number >= min(self.max_attempts, max_attempts or self.max_attempts):
             return True
         elapsed = state.seconds_since_start or 0.0
         return elapsed + self._wait(state) > self.retry_budget
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                idempotent: bool | None = None, launch: bool = False) -> Any:
+                idempotent: bool | None = None, launch: bool = False, max_attempts: int | None = None) -> Any:
         """Send one API call (retrying per the rules above); return the ``data`` of the answer.
 
-        ``idempotent`` defaults to True for GET. Raises a :class:`~soong.core.errors.ApiError`
-        subclass; a :class:`TransientError` has ``request_sent`` telling whether the
-        request may have reached the API.
+        ``idempotent`` defaults to True for GET. ``max_attempts`` lowers the client's
+        limit for this call (1: no retry, for reads that must not hold anything up).
+        Raises a :class:`~soong.core.errors.ApiError` subclass; a
+        :class:`TransientError` has ``request_sent`` telling whether the request may
+        have reached the API.
         """
         if idempotent is None:
             idempotent = method.upper() == "GET"
@@ -242,7 +244,8 @@ class LambdaClient:
                      state.next_action.sleep if state.next_action else 0)
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(retryable), wait=self._wait, stop=self._stop, sleep=self.sleep,
+            retry=tenacity.retry_if_exception(retryable), wait=self._wait,
+            stop=lambda state: self._stop(state, max_attempts), sleep=self.sleep,
             before_sleep=log_retry, reraise=True,
         )
         for attempt in retrying:
@@ -315,6 +318,19 @@ class LambdaClient:
     def list_firewall_rulesets(self) -> Any:
         """``GET /firewall-rulesets``."""
         return self.request("GET", "/firewall-rulesets")
+
+    def get_global_firewall(self, *, max_attempts: int | None = None) -> Any:
+        """``GET /firewall-rulesets/global`` (OpenAPI v1.8.3 ``getGlobalFirewallRuleset``): a ``GlobalFirewallRuleset``."""
+        return self.request("GET", "/firewall-rulesets/global", max_attempts=max_attempts)
+
+    def update_global_firewall(self, rules: list[dict[str, Any]]) -> Any:
+        """``PATCH /firewall-rulesets/global`` (OpenAPI v1.8.3 ``updateGlobalFirewallRuleset``).
+
+        The body is a ``GlobalFirewallRulesetPatchRequest``, ``{"rules": [FirewallRule...]}``;
+        the answer the ``GlobalFirewallRuleset`` after. Setting the rules is idempotent, so
+        it is retried like a GET.
+        """
+        return self.request("PATCH", "/firewall-rulesets/global", json={"rules": rules}, idempotent=True)
 
     def audit_events(self, **params: Any) -> Any:
         """``GET /audit-events`` (``start``, ``end``, ``resource_type``, ``page_token``)."""

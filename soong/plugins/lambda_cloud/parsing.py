@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from soong.core.errors import ApiError
+from soong.core.firewall import FirewallRule as CoreFirewallRule
 from soong.core.types import FileSystem, Instance, InstanceType, Region, SshKey
 
 
@@ -300,3 +301,30 @@ def parse_firewall_ruleset(raw: Any, where: str = "data") -> FirewallRuleset:
         rules=tuple(field(raw, "rules", where, list, required=False, default=[])),
         instance_ids=tuple(field(raw, "instance_ids", where, list, required=False, default=[])),
     )
+
+
+def parse_firewall_rule(raw: Any, where: str) -> CoreFirewallRule:
+    """A ``FirewallRule`` (Lambda OpenAPI 1.8.3, components/schemas/FirewallRule) as core's rule.
+
+    ``protocol`` (NetworkProtocol: tcp, udp, icmp, all), ``source_network`` and
+    ``description`` are required by the schema; ``port_range`` is ``[min, max]``,
+    inclusive, "not allowed for the icmp protocol but required for the others". A
+    port rule without a readable range is taken as every port, and an unknown
+    protocol is kept as it is (core counts it as an opening): a firewall check must
+    never read a rule as narrower than it may be.
+    """
+    protocol = field(raw, "protocol", where)
+    ports = None
+    if protocol != "icmp":
+        span = field(raw, "port_range", where, list, required=False, default=[])
+        ok = (len(span) == 2 and all(isinstance(p, int) and not isinstance(p, bool) for p in span)
+              and 1 <= span[0] <= span[1] <= 65535)
+        ports = (span[0], span[1]) if ok else (1, 65535)
+    return CoreFirewallRule(protocol=protocol, ports=ports, source=field(raw, "source_network", where),
+                            description=field(raw, "description", where, required=False, default=""))
+
+
+def parse_firewall_rules(raw: Any, where: str) -> tuple[CoreFirewallRule, ...]:
+    """The ``rules`` list of a ``GlobalFirewallRuleset`` or ``FirewallRuleset``."""
+    rules = items(field(raw, "rules", where, list), f"{where}.rules")
+    return tuple(parse_firewall_rule(rule, f"{where}.rules[{i}]") for i, rule in enumerate(rules))

@@ -24,6 +24,7 @@ from soong.plugins.lambda_cloud.settings import API_KEY_SECRET, FILESYSTEM_KEY, 
 
 if TYPE_CHECKING:
     from soong.core.context import Context
+    from soong.core.firewall import FirewallChange, InboundFirewall
     from soong.core.images import ImageFamily, MachineImage
     from soong.plugins.lambda_cloud.client import LambdaClient
     from soong.plugins.lambda_cloud.parsing import FirewallRuleset, Image
@@ -250,6 +251,30 @@ class LambdaProvider(Provider):
         from soong.plugins.lambda_cloud.images import machine_image
 
         return [machine_image(image) for image in self.list_images()]
+
+    def inbound_firewall(self, region: str | None = None) -> "InboundFirewall":
+        """The inbound rules a launch in ``region`` gets: the global ones, none in us-south-1 (see :mod:`.firewall`).
+
+        Read once, without retries: it only feeds a warning before a launch.
+        """
+        from soong.plugins.lambda_cloud.firewall import launch_firewall
+
+        return launch_firewall(self.client, region, max_attempts=1)
+
+    def ssh_only_change(self, region: str | None = None) -> "FirewallChange | None":
+        """The change of the global rules that leaves only 22/tcp open (None: they already do); nothing is changed.
+
+        The global rules are the same for every region, so ``region`` does not matter.
+        """
+        from soong.plugins.lambda_cloud.firewall import ssh_only_change
+
+        return ssh_only_change(self.client)
+
+    def apply_firewall_change(self, change: "FirewallChange") -> "InboundFirewall":
+        """Make a change :meth:`ssh_only_change` returned; refused if the rules changed since."""
+        from soong.plugins.lambda_cloud.firewall import apply_change
+
+        return apply_change(self.client, change)
 
     # -- more of the API -------------------------------------------------------------------------------
     def rename_instance(self, instance_id: str, name: str) -> Instance:

@@ -20,7 +20,16 @@ def ruleset_not_found() -> E.EmulatedError:
 
 
 def check_rules(raw: Any) -> list[dict[str, Any]]:
-    """Validate a list of FirewallRule objects; return them normalised."""
+    """Validate a list of FirewallRule objects; return them normalised.
+
+    The rules of components/schemas/FirewallRule (OpenAPI v1.8.3): ``protocol`` a
+    NetworkProtocol; ``port_range`` two integers 1-65535, "not allowed for the icmp
+    protocol but required for the others"; ``source_network`` an IPv4 CIDR (a bare
+    address is /32); ``description`` at most 128 characters. A bad rule is a 400
+    ``global/invalid-parameters`` on every operation that writes rules: v1.8.3 lists
+    that 400 only for POST /firewall-rulesets, v1.10.0 also for PUT /firewall-rules
+    and PATCH /firewall-rulesets/global and /{id}.
+    """
     if not isinstance(raw, list):
         raise E.invalid_parameters("Field 'rules' must be a list of firewall rules.")
     out = []

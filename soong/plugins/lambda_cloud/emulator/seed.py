@@ -10,8 +10,11 @@ their defaults::
       "capacity": {"gpu_1x_a10": {"us-east-1": 3}},   # overrides; null: unlimited
       "ssh_keys": [{"name": "me", "public_key": "ssh-ed25519 AAAA..."}],
       "file_systems": [{"name": "models", "region": "us-east-1"}],
-      "firewall_rulesets": [{"name": "web", "region": "us-east-1", "rules": [...]}]
+      "firewall_rulesets": [{"name": "web", "region": "us-east-1", "rules": [...]}],
+      "firewall_rules": [{"protocol": "tcp", "port_range": [22, 22], ...}]   # the global rules
     }
+
+Without ``firewall_rules`` the global rules let in SSH (22/tcp) from anywhere.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def default_seed() -> dict[str, Any]:
         "ssh_keys": [],
         "file_systems": [],
         "firewall_rulesets": [],
+        "firewall_rules": None,
     }
     return seed
 

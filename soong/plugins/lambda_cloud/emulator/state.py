@@ -112,6 +112,8 @@ class EmulatorState(KeysAndFileSystems):
                 self._store_file_system(fs["name"], fs["region"], fs.get("id"))
             for rs in seed.get("firewall_rulesets", []):
                 self.firewall.add(rs["name"], rs["region"], check_rules(rs.get("rules", [])), rs.get("id"))
+            if seed.get("firewall_rules") is not None:
+                self.firewall.global_rules = check_rules(seed["firewall_rules"])
 
     def _new_id(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
