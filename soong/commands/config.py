@@ -7,12 +7,13 @@ from soong.core.errors import ConfigError
 
 
 class ShowConfig(Lister):
-    """Show every configuration key with its effective value and where it comes from."""
+    """Show every configuration key (core's and the plugins') with its effective value and where it comes from."""
 
     def take_action(self, parsed_args):
         config = self.context.config
-        rows = [(key.path, _text(value), source, key.env_var or "") for key, value, source in config.items()]
-        return ("Key", "Value", "Source", "Environment variable"), rows
+        rows = [(key.path, _text(value), source, key.env_var or "", config.schema.owner(key.path) or "core")
+                for key, value, source in config.items()]
+        return ("Key", "Value", "Source", "Environment variable", "Declared by"), rows
 
 
 def _text(value):
@@ -41,14 +42,13 @@ class SetConfig(Command):
 
     def take_action(self, parsed_args):
         from soong.core.config import save_config
-        from soong.core.config_schema import KEYS_BY_PATH
 
-        key = KEYS_BY_PATH.get(parsed_args.key)
+        config = self.context.config
+        key = config.schema.by_path.get(parsed_args.key)
         if key is None or key.kind in ("list", "map"):
             raise ConfigError(f"'{parsed_args.key}' is not a key that can be set here; see 'soong config show'")
         value = key.coerce(parsed_args.value, from_text=True)
-        config = self.context.config
-        save_config(config.updated_file_values({key.path: value}), config.path)
+        save_config(config.updated_file_values({key.path: value}), config.path, schema=config.schema)
         self.app.stdout.write(f"{key.path} = {value}\n")
 
 
@@ -64,7 +64,7 @@ class UnsetConfig(Command):
         from soong.core.config import save_config
 
         config = self.context.config
-        save_config(config.updated_file_values({parsed_args.key: None}), config.path)
+        save_config(config.updated_file_values({parsed_args.key: None}), config.path, schema=config.schema)
         self.app.stdout.write(f"{parsed_args.key} unset\n")
 
 
@@ -85,9 +85,11 @@ class MigrateConfig(Command):
             raise ConfigError("there is no legacy ~/.config/gpu-dashboard/config.yaml to migrate")
         if paths.config_file.exists():
             raise ConfigError(f"{paths.config_file} already exists; not overwriting it")
-        values, warnings = read_config_file(legacy)
+        schema = self.context.config.schema
+        unknown: dict = {}
+        values, warnings = read_config_file(legacy, schema=schema, unknown=unknown)
         for warning in warnings:
             self.warn(warning)
         self.confirm(f"Copy {legacy} to {paths.config_file}?", parsed_args)
-        save_config(values, paths.config_file)
+        save_config({**unknown, **values}, paths.config_file, schema=schema)
         self.app.stdout.write(f"migrated {legacy} -> {paths.config_file} (the old file was left in place)\n")

@@ -100,6 +100,8 @@ class Configure(Command):
             ask.say("  the new Lambda API key (keyring)")
         if setup.daemon_token:
             ask.say("  a new daemon token (keyring)")
+        for name in setup.secrets:
+            ask.say(f"  a new {name} (keyring)")
         if setup.upload_key:
             ask.say(f"  upload your public key as '{setup.upload_key[0]}'")
         if setup.create_filesystem:

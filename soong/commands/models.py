@@ -329,7 +329,7 @@ class AddModel(ShowOne):
             raise UsageError(f"a custom model '{spec.id}' already exists; add --replace to overwrite it")
         updated = kept + [spec_to_mapping(spec)]
         merged_catalog(registered, updated)  # validates the whole list before anything is written
-        save_config(config.updated_file_values({"custom_models": updated}), config.path)
+        save_config(config.updated_file_values({"custom_models": updated}), config.path, schema=config.schema)
         shown = spec_to_mapping(spec)
         return tuple(shown), tuple(str(v) if isinstance(v, list) else v for v in shown.values())
 
@@ -353,6 +353,6 @@ class RemoveModel(ShowOne):
         kept = [entry for entry in current if entry.get("id") != model_id]
         if len(kept) == len(current):
             raise NotFoundError(f"no custom model '{model_id}' in {config.path}")
-        save_config(config.updated_file_values({"custom_models": kept or None}), config.path)
+        save_config(config.updated_file_values({"custom_models": kept or None}), config.path, schema=config.schema)
         print(f"removed custom model '{model_id}'", file=self.app.stderr or sys.stderr)
         return ("removed", "remaining_custom_models"), (model_id, len(kept))

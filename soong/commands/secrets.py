@@ -1,4 +1,4 @@
-"""``soong secrets set|show|delete|list``: the API key and daemon token in the keyring."""
+"""``soong secrets set|show|delete|list``: the daemon token, the providers' API keys and the plugins' secrets in the keyring."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class SetSecret(Command):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("name", help="secret name, e.g. lambda_api_key, daemon_token, hf_token")
+        parser.add_argument("name", help="secret name, e.g. lambda_api_key, daemon_token, hf_token (see 'soong secrets list')")
         parser.add_argument("--stdin", action="store_true", help="read the value from standard input")
         return parser
 
@@ -71,11 +71,16 @@ class DeleteSecret(Command):
 
 
 class ListSecrets(Lister):
-    """List the known secrets, whether each is set and where from (values never shown)."""
+    """List the known secrets (core's and those plugins declare), whether each is set and where from (values never shown)."""
 
     def take_action(self, parsed_args):
-        from soong.core.secrets import KNOWN_SECRETS
+        from soong.core.secrets import KNOWN_SECRET_DOCS
 
         store = self.context.secrets
-        rows = [(name, env, store.source(name) or "not set") for name, env in KNOWN_SECRETS.items()]
-        return ("Name", "Environment variable", "Source"), rows
+        declared = {secret.name: (plugin, secret.doc) for plugin, secret in self.context.plugins.secrets()}
+        rows = []
+        for name, env in store.known().items():
+            plugin, doc = declared.get(name, ("core", KNOWN_SECRET_DOCS.get(name, "")))
+            rows.append((name, env, store.source(name) or "not set", plugin, doc))
+        return ("Name", "Environment variable", "Source", "Declared by", "Meaning"), rows
+

@@ -14,18 +14,32 @@ from soong.core.errors import UnreachableError
 SSH_FAILED = 255
 
 
-def _instance_and_settings(command: Any, instance_id: str | None) -> tuple[Any, Any]:
+def shell_backend(context: Any) -> Any:
+    """The tunnel backend that opens shells: the configured one if it can, else the first registered that can."""
+    from soong.core.errors import UsageError
+    from soong.core.interfaces import TunnelBackend
+
+    def can(backend_class: Any) -> bool:
+        return getattr(backend_class, "shell_argv", None) is not TunnelBackend.shell_argv
+
+    configured = context.config.get("tunnel.backend")
+    registry = context.plugins.tunnel_backends()
+    names = ([configured] if configured in registry else []) + [n for n in registry if n != configured]
+    for name in names:
+        if can(registry[name]):
+            return context.tunnel_backend(name)
+    raise UsageError("no tunnel backend can open a shell on an instance (none implements shell_argv)")
+
+
+def _instance_and_target(command: Any, instance_id: str | None) -> tuple[Any, Any]:
     from soong.core.selection import choose_instance
-    from soong.plugins.plumbum_ssh.diagnose import check_key_file
-    from soong.plugins.plumbum_ssh.options import SshSettings
+    from soong.core.tunnel_state import target_for
 
     instance = choose_instance(command.context, instance_id, stdin=command.app.stdin, stderr=command.app.stderr)
     if not instance.ip:
         raise UnreachableError(f"instance {instance.id} has no address yet (status {instance.status}); "
                                "try again when it is active")
-    settings = SshSettings.from_context(command.context)
-    check_key_file(settings)
-    return instance, settings
+    return instance, target_for(command.context, instance)
 
 
 class Ssh(Command):
@@ -46,51 +60,25 @@ class Ssh(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from soong.plugins.plumbum_ssh.backend import ssh_command
-
         remote = list(parsed_args.remote_command or [])
         if remote and remote[0] == "--":
             remote = remote[1:]
-        instance, settings = _instance_and_settings(self, parsed_args.instance_id)
-        ssh = str(ssh_command().executable)
+        _instance, target = _instance_and_target(self, parsed_args.instance_id)
+        backend = shell_backend(self.context)
+        argv = backend.shell_argv(target, remote, tty=parsed_args.tty)
         if not remote:
-            self._probe_or_raise(ssh, instance, settings)
-            argv = [ssh, *settings.arguments(instance.id, batch=False), settings.destination(instance.ip)]
+            problem = backend.diagnose(target)
+            if problem is not None:
+                raise problem
             for stream in (self.app.stdout, self.app.stderr, sys.stdout, sys.stderr):
                 stream.flush()
-            os.execv(ssh, argv)
-        tty = ["-t"] if parsed_args.tty else []
-        argv = [ssh, *settings.arguments(instance.id), *tty, settings.destination(instance.ip), *remote]
+            os.execv(argv[0], argv)
         status = _run_in_foreground(argv)
         if status == SSH_FAILED:
-            problem = self._probe(ssh, instance, settings)
+            problem = backend.diagnose(target)
             if problem is not None:
                 self.app.stderr.write(f"soong: error: {problem}\n")
         return status
-
-    def _probe(self, ssh: str, instance: Any, settings: Any) -> Exception | None:
-        """Connect once without a command; None if that works, else the explained failure."""
-        import subprocess
-
-        from soong.plugins.plumbum_ssh import diagnose
-
-        argv = [ssh, *settings.arguments(instance.id), "-T", settings.destination(instance.ip), "true"]
-        try:
-            out = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            return UnreachableError(f"ssh to {instance.ip} did not finish within 60s")
-        if out.returncode == 0:
-            return None
-        error = diagnose.failure_error(self.context, settings, out.stderr, instance_id=instance.id, host=instance.ip,
-                                       instance=instance)
-        if isinstance(error, diagnose.SshLoginError) and diagnose.key_needs_passphrase(settings.key_path):
-            return None  # a passphrase-protected key without an agent: let ssh ask for the passphrase
-        return error
-
-    def _probe_or_raise(self, ssh: str, instance: Any, settings: Any) -> None:
-        problem = self._probe(ssh, instance, settings)
-        if problem is not None:
-            raise problem
 
 
 def _run_in_foreground(argv: list[str]) -> int:
@@ -122,30 +110,21 @@ class SshConfig(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from soong.core.atomic import write_private
+        from soong.core.errors import UsageError
         from soong.core.selection import RUNNING_STATUSES
-        from soong.plugins.plumbum_ssh import ssh_config_file
-        from soong.plugins.plumbum_ssh.options import SshSettings
 
-        instances = [i for i in self.context.provider().list_instances() if i.status in RUNNING_STATUSES]
-        settings = SshSettings.from_context(self.context)
+        provider = self.context.provider()
+        targets = [provider.tunnel_target(i) for i in provider.list_instances() if i.status in RUNNING_STATUSES]
         path = Path(self.context.paths.config_dir) / "ssh_config"
-        write_private(path, ssh_config_file.render(instances, settings))
-        hosts = ssh_config_file.host_names(i for i in instances if i.ip)
-        out = self.app.stdout
-        out.write(f"wrote {path} ({len(hosts)} host{'s' if len(hosts) != 1 else ''})\n")
-        for alias, instance in hosts:
-            out.write(f"  {alias}: {instance.id} at {instance.ip}\n")
-        if not settings.key_path.is_file():
-            self.warn(f"SSH key {settings.key_path} does not exist (config ssh.key_path)")
-        if parsed_args.no_include:
-            return 0
         home = Path(self.context.env.get("HOME") or os.path.expanduser("~"))
-        user_config = home / ".ssh" / "config"
-        added, backup = ssh_config_file.ensure_include(user_config, path)
-        if added:
-            note = f" (backup: {backup})" if backup else ""
-            out.write(f"added an Include line to {user_config}{note}\n")
-        else:
-            out.write(f"{user_config} already includes it\n")
+        include_from = None if parsed_args.no_include else home / ".ssh" / "config"
+        backend = shell_backend(self.context)
+        lines = backend.write_ssh_config(targets, path, include_from=include_from)
+        if lines is None:
+            raise UsageError(f"the tunnel backend '{backend.name}' writes no ssh_config")
+        for line in lines:
+            if line.startswith("warning: "):
+                self.warn(line[len("warning: "):])
+            else:
+                self.app.stdout.write(f"{line}\n")
         return 0

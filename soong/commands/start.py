@@ -17,22 +17,23 @@ class Start(Command):
     The model and GPU come from the flags, then the configuration, then the
     recommendation (the cheapest type that fits). The price per hour, the lease
     cost and the worst case to the hard limit are shown before anything is
-    launched. The launch boots the image of ``lambda.image_family`` for the type's
-    architecture in the chosen region, checked against the provider's image list
-    first. The launch is recorded locally before the API call. See
-    docs/lifecycle.md.
+    launched. The launch boots the provider's image family (``lambda.image_family``
+    on Lambda) for the type's architecture in the chosen region, checked against
+    the provider's image list first. The launch is recorded locally before the API
+    call. See docs/lifecycle.md.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--model", metavar="ID", help="model to serve (default: defaults.model)")
         parser.add_argument("--gpu", metavar="TYPE", help="instance type (default: defaults.gpu, else the recommended one)")
-        parser.add_argument("--region", metavar="NAME", help="launch only in this region (default: "
-                            "lambda.default_region, failing over to a region with capacity)")
+        parser.add_argument("--region", metavar="NAME", help="launch only in this region (default: the provider's "
+                            "default region, lambda.default_region on Lambda, failing over to a region with capacity)")
         parser.add_argument("--hours", type=float, metavar="H", help="lease in hours (default: defaults.lease_hours)")
         parser.add_argument("--name", metavar="NAME", help="instance name prefix (default: soong-<model>)")
         fs = parser.add_mutually_exclusive_group()
-        fs.add_argument("--filesystem", metavar="NAME", help="persistent file system (default: lambda.filesystem_name)")
+        fs.add_argument("--filesystem", metavar="NAME", help="persistent file system (default: the provider's, "
+                        "lambda.filesystem_name on Lambda)")
         fs.add_argument("--no-filesystem", action="store_true", help="attach no file system")
         parser.add_argument("--context", type=int, metavar="TOKENS", help="context length (default: the model's)")
         parser.add_argument("--force", action="store_true", help="launch a GPU even if the model does not fit it")
@@ -84,15 +85,14 @@ class Start(Command):
         from soong.core.launch import dry_run_text, image_line, launch_secrets
         from soong.core.ledger import Ledger
         from soong.core.start_flow import LaunchPlanner
-        from soong.plugins.lambda_cloud.provider import new_token
 
         context = self.context
         provider = context.provider()
-        planner = LaunchPlanner(context, provider, self, new_token, waiter=self._waiter(parsed_args, provider))
+        planner = LaunchPlanner(context, provider, self, waiter=self._waiter(parsed_args, provider))
         draft = planner.prepare(_request(parsed_args))
         if parsed_args.dry_run:
             order = planner.place(draft) if planner.region_now(draft) else _unplaced(planner, draft)
-            self.app.stdout.write(dry_run_text(context, order))
+            self.app.stdout.write(dry_run_text(context, provider, order))
             return 0
         # without --retry-until-up the region is settled (or refused) before the cost is confirmed
         placed = planner.place(draft) if planner.waiter is None else None
@@ -116,7 +116,7 @@ class Start(Command):
             self.say(ssh_delivery_warning(context))
         self.confirm(f"Launch {itype.name} at ${preview.hourly_usd:.2f}/h (worst case ${preview.worst_case_usd:.2f})?",
                      parsed_args)
-        secrets = launch_secrets(context, warn=self.warn)
+        secrets = launch_secrets(context, provider, warn=self.warn)
         instance, order = self._launch(planner, draft, ledger, secrets, provider, placed)
         self.say(f"launched {instance.id} ({order.launch_name}) in {order.region}; recorded in the ledger")
         if not parsed_args.wait:
@@ -143,7 +143,7 @@ class Start(Command):
 
         order = order or planner.place(draft)
         while True:
-            request, _user_data = render(self.context, order, secrets)
+            request, _user_data = render(self.context, provider, order, secrets)
             try:
                 instance, _record = launch_recorded(self.context, provider, ledger, order, request)
                 return instance, order
@@ -194,20 +194,14 @@ def _request(parsed_args: argparse.Namespace) -> Any:
 
 def _unplaced(planner: Any, draft: Any) -> Any:
     """A dry-run order when no region has capacity now (the region shown is the first allowed or preferred)."""
-    from soong.core.launch import LaunchOrder
-
     itype = draft.choice.instance_type
     with_image = planner.image_regions(itype)
-    region = (draft.policy.allowed or (draft.policy.preferred,))[0] or "us-east-1"
+    listed = sorted({r.name for t in planner.types for r in t.regions_with_capacity})
+    region = (draft.policy.allowed or (draft.policy.preferred,))[0] or (listed[0] if listed else None)
     if not draft.policy.allowed and with_image and region not in with_image:
         region = with_image[0]  # a region where the image exists, so the request shown could be sent there
+    region = region or "any"
     planner.ui.say(f"no capacity for {draft.choice.instance_type.name} in {draft.policy.describe()} now; "
                    f"the request below names {region}")
-    return LaunchOrder(model=draft.model, instance_type=itype, region=region,
-                       ssh_key_name=draft.ssh_key, name=draft.name, token=planner.new_token(),
-                       lease_hours=draft.lease_hours, hard_limit_hours=draft.hard_limit_hours,
-                       context_length=draft.context_length, filesystem=draft.policy.filesystem,
-                       image=planner.image_for(itype, region),
-                       image_family=planner.platform.family if planner.platform is not None else None,
-                       hf_gated=draft.hf_gated)
+    return planner.order(draft, itype, region)
 

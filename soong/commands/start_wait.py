@@ -95,7 +95,7 @@ def open_tunnel(cmd: Any, instance: Any) -> Any:
 
     backend = cmd.context.tunnel_backend()
     try:
-        return backend.start(tunnel_target(instance), plan_forwards(cmd.context, {}))
+        return backend.start(tunnel_target(cmd.context, instance), plan_forwards(cmd.context, {}))
     except SoongError as exc:
         raise UnreachableError(f"the instance is ready but the tunnel did not open: {exc}",
                                hint=f"retry with 'soong tunnel start --instance-id {instance.id}'") from None

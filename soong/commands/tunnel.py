@@ -61,14 +61,14 @@ def plan_forwards(context: Any, requested: dict[str, int | None], *, reserved: s
     return forwards
 
 
-def tunnel_target(instance: Any) -> Any:
-    """The :class:`~soong.core.types.TunnelTarget` of an instance; raises if it has no address yet."""
-    from soong.core.types import TunnelTarget
+def tunnel_target(context: Any, instance: Any) -> Any:
+    """The :class:`~soong.core.types.TunnelTarget` of an instance (from its provider); raises if it has no address yet."""
+    from soong.core.tunnel_state import target_for
 
     if not instance.ip:
         raise UnreachableError(f"instance {instance.id} has no address yet (status {instance.status}); "
                                "try again when it is active")
-    return TunnelTarget(instance_id=instance.id, host=instance.ip, name=instance.name)
+    return target_for(context, instance)
 
 
 def backends_with_tunnels(context: Any) -> list[Any]:
@@ -122,7 +122,7 @@ class StartTunnel(Lister):
             if port is not None and not 0 <= port <= 65535:
                 raise UsageError(f"{flag} must be a port number between 1 and 65535 (0: any free port), not {port}")
         instance = choose_instance(self.context, parsed_args.instance_id, stdin=self.app.stdin, stderr=self.app.stderr)
-        target = tunnel_target(instance)
+        target = tunnel_target(self.context, instance)
         backend = self.context.tunnel_backend()
         for record in backend.list():
             if record.instance_id == instance.id and record.alive:

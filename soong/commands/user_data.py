@@ -20,9 +20,10 @@ class ShowUserData(Command):
         parser.add_argument("--context", type=int, metavar="TOKENS", help="context length (default: the model's)")
         parser.add_argument("--name", metavar="NAME", help="instance name the daemon looks itself up by "
                                                            "(default: soong-<model>-preview)")
-        parser.add_argument("--filesystem", metavar="NAME", help="persistent file system (default: config "
-                                                                 "lambda.filesystem_name)")
-        parser.add_argument("--reveal", action="store_true", help="include the real secrets (API key, daemon token)")
+        parser.add_argument("--filesystem", metavar="NAME", help="persistent file system (default: the provider's, "
+                                                                 "lambda.filesystem_name on Lambda)")
+        parser.add_argument("--reveal", action="store_true", help="include the real secrets (the provider's API key, "
+                                                                  "the daemon token)")
         parser.add_argument("--output", metavar="FILE", help="write to FILE (created 0600) instead of stdout")
         return parser
 
@@ -46,7 +47,7 @@ class ShowUserData(Command):
             raise UsageError(f"{gpu} cannot serve {spec.id}: {problem}")
         return count, gpu
 
-    def _secrets(self, reveal: bool) -> Any:
+    def _secrets(self, reveal: bool, provider: Any) -> Any:
         import secrets as _random
 
         from soong.core.bootstrap import LaunchSecrets
@@ -58,7 +59,8 @@ class ShowUserData(Command):
             except SecretError:
                 has_hf = False
             return LaunchSecrets.placeholders(with_hf_token=has_hf)
-        api_key = store.require("lambda_api_key")
+        ending = provider.self_termination()
+        api_key = store.require(ending.api_key_secret) if ending is not None else ""
         token = store.get("daemon_token")
         if not token:
             token = _random.token_urlsafe(32)
@@ -75,10 +77,12 @@ class ShowUserData(Command):
         spec = find_model(self.context.models(), parsed_args.model or config.get("defaults.model"))
         context = check_context(spec, parsed_args.context)
         count, type_name = self._gpu_count(spec, parsed_args.gpu or config.get("defaults.gpu"), context)
-        secrets = self._secrets(parsed_args.reveal)
+        provider = self.context.provider()
+        secrets = self._secrets(parsed_args.reveal, provider)
         plan = LaunchPlan.from_context(
             self.context, spec, instance_name=parsed_args.name or f"soong-{spec.id}-preview", gpu_count=count,
-            secrets=secrets, instance_type=type_name, context_length=context, filesystem_name=parsed_args.filesystem,
+            secrets=secrets, provider=provider, instance_type=type_name, context_length=context,
+            filesystem_name=parsed_args.filesystem,
         )
         document = build_user_data(self.context.plugins, plan)
         if parsed_args.output:

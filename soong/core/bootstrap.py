@@ -135,7 +135,8 @@ class LaunchPlan:
     check_interval_seconds: int = 60
     daemon_port: int = 8080
     daemon_workers: int = 2
-    provider_api_url: str = "https://cloud.lambda.ai/api/v1"
+    #: The provider API the daemon terminates its instance through (``Provider.self_termination``).
+    provider_api_url: str = ""
     services: Mapping[str, bool] = dataclasses.field(default_factory=lambda: {"sglang": True, "n8n": True})
     webhook_url: str | None = None
     instance_id: str = ""
@@ -208,21 +209,34 @@ class LaunchPlan:
 
     @classmethod
     def from_context(cls, context: Any, model: ModelSpec, *, instance_name: str, gpu_count: int,
-                     secrets: LaunchSecrets, **overrides: Any) -> "LaunchPlan":
-        """A plan with the defaults from ``context.config`` (lease, limits, services, ports...)."""
+                     secrets: LaunchSecrets, provider: Any = None, **overrides: Any) -> "LaunchPlan":
+        """A plan with the defaults from ``context.config`` (lease, limits, services, ports...) and ``provider``.
+
+        The provider (default: the context's) gives the file system, the region, the
+        login user and the API the daemon terminates through; a provider that names
+        no login user needs ``ssh.user`` (ConfigError otherwise).
+        """
+        from soong.core.errors import ConfigError
+
         config = context.config
+        provider = provider if provider is not None else context.provider()
+        login_user = config.get("ssh.user") or provider.ssh_user()
+        if not login_user:
+            raise ConfigError(f"provider '{provider.name}' does not say which user logs in to its instances",
+                              hint="set it with 'soong config set ssh.user NAME'")
+        ending = provider.self_termination()
         values: dict[str, Any] = {
             "launched_at": context.clock(),
-            "filesystem_name": config.get("lambda.filesystem_name"),
-            "region": config.get("lambda.default_region"),
+            "filesystem_name": provider.default_filesystem(),
+            "region": provider.default_region(),
             "lease_hours": config.get("defaults.lease_hours"),
             "idle_timeout_minutes": config.get("defaults.idle_timeout_minutes"),
             "hard_limit_hours": config.get("defaults.hard_limit_hours"),
             "daemon_port": config.get("status_daemon.port"),
-            "provider_api_url": config.get("lambda.api_url"),
+            "provider_api_url": ending.api_url if ending is not None else "",
             "services": {"sglang": config.get("services.sglang"), "n8n": config.get("services.n8n")},
             "source_env_sh": config.get("services.source_env_sh"),
-            "login_user": config.get("ssh.user"),
+            "login_user": login_user,
             "api_key_delivery": config.get("secrets.api_key_delivery"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -3,6 +3,12 @@
 Precedence, highest first: command-line flags > environment (``SOONG_*``) >
 profile overrides > the config file > defaults. Only the file layer is ever
 written back, so flags and environment never rewrite the file.
+
+Which keys exist is a :class:`~soong.core.config_schema.Schema`: core's keys plus
+those the loaded plugins declare (the :class:`~soong.core.context.Context` passes
+it; without one, core's keys alone). A key no loaded part of soong declares (a
+typo, or a key of a plugin that is missing or broken) is a warning, and is kept
+as it is when the file is written back.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from soong.core.atomic import write_private
-from soong.core.config_schema import KEYS, KEYS_BY_PATH, SECTIONS, Key
+from soong.core.config_schema import CORE_SCHEMA, Key, Schema
 from soong.core.errors import ConfigError
 from soong.core.paths import Paths
 
@@ -33,32 +39,41 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def _flatten(data: Mapping[str, Any], warnings: list[str], where: str) -> dict[str, Any]:
-    """Turn nested file data into ``{dotted.key: value}``; unknown keys become warnings."""
+def _flatten(data: Mapping[str, Any], warnings: list[str], where: str, schema: Schema,
+             unknown: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Turn nested file data into ``{dotted.key: value}``; unknown keys become warnings (and go to ``unknown``)."""
     flat: dict[str, Any] = {}
+    unknown = {} if unknown is None else unknown
     for top, value in data.items():
         if not isinstance(top, str):
             raise ConfigError(f"{where}: key {top!r} must be text")
-        if top in KEYS_BY_PATH:
+        if top in schema.by_path:
             flat[top] = value
-        elif top in SECTIONS:
+        elif top in schema.sections:
             if value is None:
                 continue
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: section '{top}' must be a mapping, not {type(value).__name__}")
             for sub, subvalue in value.items():
                 dotted = f"{top}.{sub}"
-                if dotted in KEYS_BY_PATH:
+                if dotted in schema.by_path:
                     flat[dotted] = subvalue
                 else:
-                    warnings.append(_unknown(dotted, where))
+                    warnings.append(_unknown(dotted, where, schema))
+                    unknown[dotted] = subvalue
+        elif isinstance(value, dict):
+            near = difflib.get_close_matches(top, schema.sections, n=1, cutoff=0.6)
+            hint = f"did you mean '{near[0]}'?" if near else "no loaded plugin declares it; see 'soong plugins'"
+            warnings.append(f"{where}: unknown section '{top}' ignored ({hint})")
+            unknown[top] = value
         else:
-            warnings.append(_unknown(str(top), where))
+            warnings.append(_unknown(str(top), where, schema))
+            unknown[top] = value
     return flat
 
 
-def _unknown(dotted: str, where: str) -> str:
-    near = difflib.get_close_matches(dotted, list(KEYS_BY_PATH) + SECTIONS, n=1, cutoff=0.6)
+def _unknown(dotted: str, where: str, schema: Schema) -> str:
+    near = difflib.get_close_matches(dotted, list(schema.by_path) + schema.sections, n=1, cutoff=0.6)
     hint = f"; did you mean '{near[0]}'?" if near else ""
     return f"{where}: unknown key '{dotted}' ignored{hint}"
 
@@ -74,15 +89,20 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def validate_file_data(data: Any, where: str = "config") -> tuple[dict[str, Any], list[str]]:
-    """Validate parsed YAML; return ``(flat values, warnings)`` or raise ConfigError."""
+def validate_file_data(data: Any, where: str = "config", *, schema: Schema = CORE_SCHEMA,
+                       unknown: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Validate parsed YAML; return ``(flat values, warnings)`` or raise ConfigError.
+
+    Entries ``schema`` does not know are warnings; given ``unknown``, they are put
+    there as they were (``{dotted key or top-level name: value}``).
+    """
     warnings: list[str] = []
     if data is None:
         return {}, warnings
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of sections, not {type(data).__name__}")
-    flat = _flatten(data, warnings, where)
-    return {path: KEYS_BY_PATH[path].coerce(value) for path, value in flat.items()}, warnings
+    flat = _flatten(data, warnings, where, schema, unknown)
+    return {path: schema.by_path[path].coerce(value) for path, value in flat.items()}, warnings
 
 
 class Config:
@@ -92,6 +112,8 @@ class Config:
     :param env: the environment to read ``SOONG_*`` overrides from.
     :param flags: ``{dotted.key: value}`` from the command line (highest precedence).
     :param profile: a profile name whose overrides apply above the file.
+    :param schema: the keys that exist (core's and the loaded plugins').
+    :param unknown: entries of the file no key of ``schema`` matches, kept to be written back.
     """
 
     def __init__(
@@ -104,14 +126,18 @@ class Config:
         path: Path | None = None,
         warnings: list[str] | None = None,
         base_values: Mapping[str, Any] | None = None,
+        schema: Schema = CORE_SCHEMA,
+        unknown: Mapping[str, Any] | None = None,
     ) -> None:
+        self.schema = schema
+        self.unknown = dict(unknown or {})
         self.file_values = dict(file_values or {})
         self.base_values = dict(base_values or {})
         self.path = path
         self.profile = profile
         self.warnings = list(warnings or [])
         self._env = dict(os.environ if env is None else env)
-        self._flags = {path_: KEYS_BY_PATH[path_].coerce(value) for path_, value in (flags or {}).items() if value is not None}
+        self._flags = {path_: schema.key(path_).coerce(value) for path_, value in (flags or {}).items() if value is not None}
         self._profile_values = self._resolve_profile(profile)
         self._env_values = self._read_env()
 
@@ -127,15 +153,18 @@ class Config:
         if profile not in BUILTIN_PROFILES and profile not in in_files and not (self.path and self.path.exists()):
             names = sorted(set(BUILTIN_PROFILES) | set(in_files))
             raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(names) or 'none'})")
-        flat, warnings = validate_file_data(BUILTIN_PROFILES.get(profile, {}), where=f"profile '{profile}'")
-        user, user_warnings = validate_file_data(in_files.get(profile) or {}, where=f"profile '{profile}'")
+        # a built-in profile may name keys of a plugin that is not loaded now: those are skipped quietly
+        flat, _skipped = validate_file_data(BUILTIN_PROFILES.get(profile, {}), where=f"profile '{profile}'",
+                                            schema=self.schema)
+        user, user_warnings = validate_file_data(in_files.get(profile) or {}, where=f"profile '{profile}'",
+                                                 schema=self.schema)
         flat.update(user)
-        self.warnings.extend(warnings + user_warnings)
+        self.warnings.extend(user_warnings)
         return flat
 
     def _read_env(self) -> dict[str, Any]:
         values = {}
-        for key in KEYS:
+        for key in self.schema.keys:
             var = key.env_var
             if var and var in self._env and self._env[var] != "":
                 try:
@@ -145,8 +174,8 @@ class Config:
         return values
 
     def get(self, path: str) -> Any:
-        """The effective value of a dotted key."""
-        key = KEYS_BY_PATH[path]
+        """The effective value of a dotted key (ConfigError for a key no loaded part of soong declares)."""
+        key = self.schema.key(path)
         for layer in (self._flags, self._env_values, self.file_values, self._profile_values, self.base_values):
             if path in layer:
                 return copy.deepcopy(layer[path])
@@ -164,7 +193,7 @@ class Config:
 
     def items(self) -> Iterator[tuple[Key, Any, str]]:
         """Every key with its effective value and source."""
-        for key in KEYS:
+        for key in self.schema.keys:
             yield key, self.get(key.path), self.source(key.path)
 
     def with_flags(self, **flags: Any) -> "Config":
@@ -172,23 +201,27 @@ class Config:
         merged = dict(self._flags)
         merged.update({name.replace("__", "."): value for name, value in flags.items() if value is not None})
         return Config(self.file_values, env=self._env, flags=merged, profile=self.profile, path=self.path,
-                      warnings=self.warnings, base_values=self.base_values)
+                      warnings=self.warnings, base_values=self.base_values, schema=self.schema, unknown=self.unknown)
 
     def updated_file_values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """The file layer with ``changes`` applied and validated (None removes a key)."""
-        values = dict(self.file_values)
+        """The file layer with ``changes`` applied and validated (None removes a key).
+
+        Entries of the file no loaded part of soong knows (:attr:`unknown`) are in it
+        unchanged, so writing it back never drops a missing plugin's settings.
+        """
+        values = {**self.unknown, **self.file_values}
         for path, value in changes.items():
-            if path not in KEYS_BY_PATH:
+            if path not in self.schema.by_path:
                 raise ConfigError(f"unknown config key '{path}'")
             if value is None:
                 values.pop(path, None)
             else:
-                values[path] = KEYS_BY_PATH[path].coerce(value)
+                values[path] = self.schema.by_path[path].coerce(value)
         return values
 
     def to_file_document(self) -> dict[str, Any]:
         """The nested mapping that :func:`save_config` writes."""
-        return _nest(self.file_values)
+        return _nest({**self.unknown, **self.file_values})
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -206,15 +239,16 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Read and validate one config file; a missing file is an empty config."""
+def read_config_file(path: Path, *, schema: Schema = CORE_SCHEMA,
+                     unknown: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Read and validate one config file; a missing file is an empty config (``unknown``: see :func:`validate_file_data`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}, []
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    return validate_file_data(parse_yaml(text, str(path)), where=str(path))
+    return validate_file_data(parse_yaml(text, str(path)), where=str(path), schema=schema, unknown=unknown)
 
 
 def load_config(
@@ -223,8 +257,9 @@ def load_config(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
     profile: str | None = None,
+    schema: Schema = CORE_SCHEMA,
 ) -> Config:
-    """Load the configuration of ``profile`` (default: ``$SOONG_PROFILE`` or none).
+    """Load the configuration of ``profile`` (default: ``$SOONG_PROFILE`` or none) with the keys of ``schema``.
 
     The default profile reads ``paths.config_file``. Another profile starts from the
     default profile's file, applies the profile's overrides (built in, or under
@@ -240,21 +275,24 @@ def load_config(
         profile = None
     paths = paths or Paths.from_env(env, profile)
     base_paths = Paths.from_env(env, None) if profile else paths
-    base_values, warnings = _read_base(base_paths)
+    base_unknown: dict[str, Any] = {}
+    base_values, warnings = _read_base(base_paths, schema, base_unknown)
     if not profile:
-        return Config(base_values, env=env, flags=flags, path=paths.config_file, warnings=warnings)
-    own_values, own_warnings = read_config_file(paths.config_file)
+        return Config(base_values, env=env, flags=flags, path=paths.config_file, warnings=warnings, schema=schema,
+                      unknown=base_unknown)
+    own_unknown: dict[str, Any] = {}
+    own_values, own_warnings = read_config_file(paths.config_file, schema=schema, unknown=own_unknown)
     return Config(own_values, env=env, flags=flags, profile=profile, path=paths.config_file,
-                  warnings=warnings + own_warnings, base_values=base_values)
+                  warnings=warnings + own_warnings, base_values=base_values, schema=schema, unknown=own_unknown)
 
 
-def _read_base(paths: Paths) -> tuple[dict[str, Any], list[str]]:
+def _read_base(paths: Paths, schema: Schema, unknown: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     path = paths.config_file
     if not path.exists() and paths.legacy_config_file is not None and paths.legacy_config_file.exists():
-        values, warnings = read_config_file(paths.legacy_config_file)
+        values, warnings = read_config_file(paths.legacy_config_file, schema=schema)
         warnings.append(f"read the legacy config {paths.legacy_config_file}; run 'soong config migrate' to move it to {path}")
         return values, warnings
-    return read_config_file(path)
+    return read_config_file(path, schema=schema, unknown=unknown)
 
 
 def dump_yaml(document: Mapping[str, Any]) -> str:
@@ -266,13 +304,16 @@ def dump_yaml(document: Mapping[str, Any]) -> str:
     )
 
 
-def save_config(file_values: Mapping[str, Any], path: Path) -> None:
+def save_config(file_values: Mapping[str, Any], path: Path, *, schema: Schema = CORE_SCHEMA) -> None:
     """Validate and atomically write the file layer (0600 file in a 0700 folder).
 
-    An existing file that does not parse or validate is never overwritten: fix or
-    move it first.
+    Values of keys ``schema`` knows are validated; other entries (a missing plugin's
+    keys, kept by :meth:`Config.updated_file_values`) are written as they are. An
+    existing file that does not parse or validate is never overwritten: fix or move
+    it first.
     """
     if path.exists():
-        read_config_file(path)  # raises on a malformed or invalid file: never overwrite it
-    checked = {key: KEYS_BY_PATH[key].coerce(value) for key, value in file_values.items()}
+        read_config_file(path, schema=schema)  # raises on a malformed or invalid file: never overwrite it
+    checked = {key: schema.by_path[key].coerce(value) if key in schema.by_path else value
+               for key, value in file_values.items()}
     write_private(path, dump_yaml(_nest(checked)))

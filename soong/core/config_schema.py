@@ -1,8 +1,11 @@
 """The configuration schema: every key, its type, default, range and environment variable.
 
-``docs/configuration.md`` is generated from this table and a test keeps it current.
-Keys are dotted (``lambda.api_url``); the environment variable of a key is
-``SOONG_`` + the key upper-cased with dots as underscores (``SOONG_LAMBDA_API_URL``).
+Core's own keys are :data:`KEYS`. Plugins declare theirs, under their own section,
+through the ``soong_config_keys`` hook (:mod:`soong.core.declarations`); a
+:class:`Schema` is core's keys plus what the loaded plugins declared.
+``docs/configuration.md`` is generated from both and a test keeps it current.
+Keys are dotted (``defaults.model``); the environment variable of a key is
+``SOONG_`` + the key upper-cased with dots as underscores (``SOONG_DEFAULTS_MODEL``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from soong.core.errors import ConfigError
 
@@ -31,6 +34,10 @@ class Key:
     nullable: bool = False
     check: Callable[[Any], str | None] | None = None
     env: bool = True
+    #: ``soong configure`` asks for this key (plugin keys; core's own questions are built in).
+    ask: bool = False
+    #: The base URL of a provider's API: a local-only profile (the sandbox) accepts only a loopback address.
+    api_endpoint: bool = False
 
     @property
     def env_var(self) -> str | None:
@@ -119,7 +126,8 @@ def _name(value: str) -> str | None:
     return None
 
 
-def _url(value: str) -> str | None:
+def url_check(value: str) -> str | None:
+    """Why ``value`` is not an http(s) URL (None when it is); a ``check`` for URL keys."""
     if not re.match(r"^https?://[^\s/]+", value):
         return f"{value!r} is not an http(s) URL"
     return None
@@ -129,6 +137,14 @@ def _command(value: list) -> str | None:
     if not all(isinstance(word, str) and word for word in value):
         return "must be a list of non-empty strings (the program first)"
     return None
+
+
+def name_check(value: str) -> str | None:
+    """Why ``value`` is not a valid resource name (None when it is); a ``check`` for name keys."""
+    return _name(value)
+
+
+_url = url_check
 
 
 def _command_overrides(value: list) -> str | None:
@@ -159,18 +175,6 @@ def _profiles(value: dict) -> str | None:
 PORT = dict(minimum=1, maximum=65535)
 
 KEYS: tuple[Key, ...] = (
-    Key("lambda.api_url", "str", "https://cloud.lambda.ai/api/v1", "Base URL of the Lambda Cloud API.", check=_url),
-    Key("lambda.default_region", "str", None, "Region to launch in (e.g. us-east-1).", nullable=True, check=_name),
-    Key("lambda.filesystem_name", "str", None, "Persistent file system to attach (regional).", nullable=True, check=_name),
-    Key("lambda.ssh_key_name", "str", None, "Name of the account SSH key to launch with.", nullable=True),
-    Key("lambda.timeout_seconds", "float", 30.0, "Read timeout of one API request.", minimum=1, maximum=600),
-    Key("lambda.connect_timeout_seconds", "float", 5.0, "Connect timeout of one API request.", minimum=0.1, maximum=120),
-    Key("lambda.retry_budget_seconds", "float", 60.0, "Most time spent retrying one API call (waits included).", minimum=0, maximum=3600),
-    Key("lambda.retry_base_seconds", "float", 1.0, "First retry delay; it doubles per attempt (with jitter).", minimum=0, maximum=60),
-    Key("lambda.request_interval_seconds", "float", 1.1, "Client-side spacing of API requests, shared by all soong processes (Lambda allows about 1/s; the rest is a margin for network jitter).", minimum=0, maximum=60),
-    Key("lambda.launch_interval_seconds", "float", 12.5, "Client-side spacing of launches (Lambda allows 1 per 12 s).", minimum=0, maximum=600),
-    Key("lambda.image_family", "str", "lambda-stack-24-04", "Machine image family launches boot (Ubuntu 24.04 with Lambda Stack and Python 3.12 by default). Before each launch the image of this family for the instance type's architecture (x86_64 or arm64) and region is read from GET /images; see docs/lambda.md.", check=_name),
-    Key("lambda.launch_lookup_seconds", "float", 30.0, "After an ambiguous launch failure, how long to look for the instance by its name token.", minimum=0, maximum=600),
     Key("defaults.model", "str", "llama-3.1-8b", "Model served when start gets no --model."),
     Key("defaults.gpu", "str", None, "Instance type used when start gets no --gpu (None: recommended).", nullable=True),
     Key("defaults.lease_hours", "float", 4.0, "Lease of a new instance, in hours.", minimum=0.25, maximum=8),
@@ -186,7 +190,7 @@ KEYS: tuple[Key, ...] = (
     Key("status.daemon_timeout_seconds", "float", 3.0, "Read timeout of one call to an instance's status daemon.", minimum=0.1, maximum=60),
     Key("status.instance_types_cache_seconds", "float", 600.0, "How long status reuses the provider's instance types (0: always ask).", minimum=0, maximum=86400),
     Key("ssh.key_path", "str", "~/.ssh/id_ed25519", "Private key used to reach instances."),
-    Key("ssh.user", "str", "ubuntu", "Login user on the instance."),
+    Key("ssh.user", "str", None, "Login user on the instance (None: the provider's, ubuntu on Lambda).", nullable=True),
     Key("ssh.port", "int", 22, "SSH port on the instance.", **PORT),
     Key("tunnel.backend", "str", "plumbum-ssh", "Tunnel backend (plumbum-ssh, direct or a plugin's)."),
     Key("tunnel.sglang_port", "int", 8000, "Local port for SGLang's OpenAI-compatible API.", **PORT),
@@ -214,3 +218,32 @@ KEYS: tuple[Key, ...] = (
 
 KEYS_BY_PATH = {key.path: key for key in KEYS}
 SECTIONS = sorted({key.path.split(".")[0] for key in KEYS if "." in key.path})
+
+
+class Schema:
+    """Every key a configuration knows: core's, then each plugin's (``owners`` names the plugin of each).
+
+    :param plugin_keys: ``(plugin name, key)`` pairs, already checked by :mod:`soong.core.declarations`.
+    """
+
+    def __init__(self, plugin_keys: Iterable[tuple[str, Key]] = ()) -> None:
+        declared = list(plugin_keys)
+        self.keys: tuple[Key, ...] = KEYS + tuple(key for _plugin, key in declared)
+        self.by_path: dict[str, Key] = {key.path: key for key in self.keys}
+        self.owners: dict[str, str] = {key.path: plugin for plugin, key in declared}
+        self.sections: list[str] = sorted({key.path.split(".")[0] for key in self.keys if "." in key.path})
+
+    def key(self, path: str) -> Key:
+        """The key at ``path``; ConfigError when no loaded part of soong declares it."""
+        try:
+            return self.by_path[path]
+        except KeyError:
+            raise ConfigError(f"unknown config key '{path}'") from None
+
+    def owner(self, path: str) -> str | None:
+        """The plugin that declared ``path`` (None: core)."""
+        return self.owners.get(path)
+
+
+#: Core's keys alone (what a configuration knows before any plugin is loaded).
+CORE_SCHEMA = Schema()

@@ -30,6 +30,8 @@ class Setup:
     upload_key: tuple[str, str] | None = None  # (name, public key)
     create_filesystem: tuple[str, str] | None = None  # (name, region)
     firewall_change: Any = None  # a FirewallChange from the provider's ssh_only_change()
+    #: Secrets plugins declared with ``ask=True``, as answered (name -> value).
+    secrets: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def provider_with_key(context: Any, api_key: str | None) -> Any:
@@ -131,6 +133,21 @@ def check_lease(hours: float) -> float:
     return KEYS_BY_PATH["defaults.lease_hours"].coerce(hours)
 
 
+def plugin_questions(context: Any) -> tuple[list[Any], list[Any]]:
+    """The plugin keys and secrets declared with ``ask=True``, in the order the plugins declared them."""
+    config = context.config
+    keys = [key for key in config.schema.keys if key.ask and config.schema.owner(key.path) is not None]
+    secrets = [secret for _plugin, secret in context.plugins.secrets() if secret.ask]
+    return keys, secrets
+
+
+def key_answer(key: Any, text: str) -> Any:
+    """The value ``text`` sets ``key`` to (empty: unset, for a key that may be empty); ConfigError when refused."""
+    if not text and key.nullable:
+        return None
+    return key.coerce(text, from_text=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class FirewallPlan:
     """The inbound firewall launches get and the SSH-only change on offer.
@@ -176,6 +193,9 @@ def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
     if setup.daemon_token:
         store.set("daemon_token", setup.daemon_token)
         done.append("stored a new daemon token (shown only by 'soong configure --show-token')")
+    for name, value in setup.secrets.items():
+        store.set(name, value)
+        done.append(f"stored {name} ({store.backend_description()})")
     if setup.upload_key:
         name, public_key = setup.upload_key
         key, _private = provider.add_ssh_key(name, public_key)
@@ -191,6 +211,6 @@ def commit(context: Any, setup: Setup, provider: Any) -> list[str]:
         raise ConfigError("this profile has no config file to write")
     current = {k: config.file_values.get(k) for k in setup.changes}
     if any(current[k] != v for k, v in setup.changes.items()):
-        save_config(config.updated_file_values(setup.changes), config.path)
+        save_config(config.updated_file_values(setup.changes), config.path, schema=config.schema)
         done.append(f"wrote {config.path}")
     return done

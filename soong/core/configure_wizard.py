@@ -4,9 +4,12 @@ Order: API key (checked by a real call), model, GPU (types that fit, cheapest
 first, the recommended one marked), region (those with capacity for that GPU
 first), file system (existing ones, or create one), lease (2/4/6/8 h with
 their cost), SSH key (matched against the account's keys, or uploaded), then
-the inbound firewall: when it lets in more than SSH, an offer to leave only
-22/tcp open, with what that changes and for which instances. The answers only fill a :class:`~soong.core.configure_steps.Setup`; nothing is
-changed until the caller commits it.
+the inbound firewall (when it lets in more than SSH, an offer to leave only
+22/tcp open, with what that changes and for which instances), then every config
+key and secret a plugin declared with ``ask=True`` (a third-party provider's API
+URL and key, for example). The answers only fill a
+:class:`~soong.core.configure_steps.Setup`; nothing is changed until the caller
+commits it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Wizard:
         self.lease(setup, gpu)
         self.ssh_key(setup)
         self.firewall(setup)
+        self.plugin_settings(setup)
         return setup
 
     def _current(self, key: str) -> Any:
@@ -186,3 +190,31 @@ class Wizard:
             self.ask.say(f"    {line}")
         if self.ask.yes_no("  Leave only SSH (22/tcp) open?", default=False):
             setup.firewall_change = change
+
+    def plugin_settings(self, setup: steps.Setup) -> None:
+        """Each key and secret plugins declared with ``ask=True``: Enter keeps the current value."""
+        from soong.core.errors import ConfigError
+
+        keys, secrets = steps.plugin_questions(self.context)
+        for key in keys:
+            current = self._current(key.path)
+            shown = ",".join(current) if isinstance(current, list) else ("" if current is None else str(current))
+
+            def check(text: str, _key: Any = key) -> str | None:
+                try:
+                    steps.key_answer(_key, text)
+                except ConfigError as exc:
+                    return str(exc)
+                return None
+
+            answer = self.ask.text(f"{key.doc} ({key.path}{', Enter: none' if key.nullable else ''})", shown or None,
+                                   check=check)
+            value = steps.key_answer(key, answer)
+            if value != current:
+                setup.changes[key.path] = value
+        store = self.context.secrets
+        for secret in secrets:
+            stored = store.get(secret.name)
+            value = self.ask.secret(f"{secret.doc} ({secret.name}{'; Enter keeps the stored one' if stored else ''})")
+            if value:
+                setup.secrets[secret.name] = value

@@ -185,7 +185,8 @@ def connect(context: Any, instance: Any, *, timeout: tuple[float, float] = DEFAU
     address yet or the tunnel cannot be opened, and
     :class:`~soong.core.errors.SecretError` when no daemon token is set.
     """
-    from soong.core.types import Forward, TunnelTarget
+    from soong.core.tunnel_state import target_for
+    from soong.core.types import Forward
 
     if not instance.ip:
         raise UnreachableError(f"instance {instance.id} has no address yet (status {instance.status})")
@@ -198,7 +199,7 @@ def connect(context: Any, instance: Any, *, timeout: tuple[float, float] = DEFAU
             yield client
         return
     remote_port = int(context.config.get("status_daemon.port"))
-    target = TunnelTarget(instance_id=instance.id, host=instance.ip, name=instance.name)
+    target = target_for(context, instance)
     try:
         opened = backend.open(target, [Forward("status", 0, remote_port)])
         forwards = opened.__enter__()

@@ -4,7 +4,10 @@ Every hook is prefixed ``soong_``. Registration hooks receive a ``register``
 callable; each call is checked by the host (the object must have the interface
 of its kind and a unique name, see :mod:`soong.core.plugins`). A plugin may
 override a built-in of the same name only on purpose, with
-``register(obj, override=True)``.
+``register(obj, override=True)``. Registration hooks also receive ``context``,
+the :class:`soong.core.context.Context` of the command (None when a plugin host
+runs without one); as with every pluggy hook, an implementation takes only the
+arguments it names, so ``def soong_register_models(register)`` stays valid.
 
 Every hook here is documented, with a runnable example, in ``docs/plugins.md``;
 a test keeps the two in step.
@@ -12,7 +15,7 @@ a test keeps the two in step.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import pluggy
 
@@ -23,13 +26,15 @@ Register = Callable[..., None]
 
 
 @hookspec
-def soong_register_providers(register: Register) -> None:
+def soong_register_providers(register: Register, context: Any) -> None:
     """Register cloud providers.
 
     :param register: call ``register(ProviderClass)`` once per provider. The class
         must subclass :class:`soong.core.interfaces.Provider`, implement all its
         abstract methods and set a unique ``name``. The host instantiates it with a
         :class:`soong.core.context.Context` when a command needs it.
+
+    :param context: the command's :class:`soong.core.context.Context` (or None).
 
     The return value is ignored. Called once, when a command first needs the
     plugin registry (never for ``soong --help``). The built-in ``lambda`` provider
@@ -38,11 +43,13 @@ def soong_register_providers(register: Register) -> None:
 
 
 @hookspec
-def soong_register_models(register: Register) -> None:
+def soong_register_models(register: Register, context: Any) -> None:
     """Register model catalog entries.
 
     :param register: call ``register(spec)`` once per model, where ``spec`` is a
         :class:`soong.core.types.ModelSpec` with a unique ``id``.
+
+    :param context: the command's :class:`soong.core.context.Context` (or None).
 
     The return value is ignored. Called once per process when the catalog is first
     needed. The built-in SGLang plugin registers the default catalog; models from
@@ -51,12 +58,14 @@ def soong_register_models(register: Register) -> None:
 
 
 @hookspec
-def soong_register_tunnel_backends(register: Register) -> None:
+def soong_register_tunnel_backends(register: Register, context: Any) -> None:
     """Register ways to reach an instance's ports.
 
     :param register: call ``register(BackendClass)`` once per backend; the class
         subclasses :class:`soong.core.interfaces.TunnelBackend` with a unique
         ``name`` (config key ``tunnel.backend`` selects one).
+
+    :param context: the command's :class:`soong.core.context.Context` (or None).
 
     The return value is ignored. Called once per process when a command first needs
     a tunnel. The built-ins are ``plumbum-ssh`` and ``direct``.
@@ -64,15 +73,64 @@ def soong_register_tunnel_backends(register: Register) -> None:
 
 
 @hookspec
-def soong_register_cost_sinks(register: Register) -> None:
+def soong_register_cost_sinks(register: Register, context: Any) -> None:
     """Register receivers of cost events.
 
     :param register: call ``register(SinkClass)`` once per sink; the class
         subclasses :class:`soong.core.interfaces.CostSink` with a unique ``name``.
 
+    :param context: the command's :class:`soong.core.context.Context` (or None).
+
     The return value is ignored. Called once per process when the first cost event
     is emitted. Every registered sink receives every event; a sink that raises has
     the event queued for retry without affecting the others.
+    """
+
+
+@hookspec
+def soong_config_keys(register: Register, context: Any) -> None:
+    """Declare the plugin's configuration keys, with their types, defaults and docs.
+
+    :param register: call ``register(key)`` once per key, where ``key`` is a
+        :class:`soong.core.config_schema.Key` whose path is ``SECTION.NAME``. SECTION
+        is the plugin's own name with ``-`` as ``_``, or the name of a provider,
+        tunnel backend or cost sink it registers (plugin ``acme``, or package
+        ``soong-acme`` registering provider ``acme``, declares ``acme.api_url``); a
+        key in another section, one of core's sections or paths, a key declared
+        twice, or a default its own rules refuse is an error that fails the plugin
+        (its keys are then unknown, see below).
+    :param context: the command's :class:`soong.core.context.Context` (or None). The
+        configuration is being loaded when this hook runs, so ``context.config``
+        is not available here.
+
+    The return value is ignored. Called once per process, when the configuration
+    is first loaded, so it must be quick and must not touch the network. A
+    declared key works like core's: ``soong config set``, ``SOONG_<SECTION>_<NAME>``,
+    profiles, validation with one-line errors, and ``docs/configuration.md``. A key
+    with ``ask=True`` is asked by ``soong configure``. When the plugin is missing or
+    broken, its keys in the config file are unknown keys: a warning, never an error,
+    and ``soong config set`` keeps them in the file. The built-in Lambda plugin
+    declares every ``lambda.*`` key this way.
+    """
+
+
+@hookspec
+def soong_secrets(register: Register, context: Any) -> None:
+    """Declare the secrets the plugin reads, each with its environment variable and a one-line doc.
+
+    :param register: call ``register(secret)`` once per secret, where ``secret`` is a
+        :class:`soong.core.secrets.Secret`. Its name starts with one of the plugin's
+        sections (see :func:`soong_config_keys`) and an underscore (``acme_api_key``);
+        its environment variable must not be one core or another plugin uses.
+    :param context: the command's :class:`soong.core.context.Context` (or None); as
+        for :func:`soong_config_keys`, ``context.config`` is not available here.
+
+    The return value is ignored. Called once per process, when the secret store is
+    first built. A declared secret is listed by ``soong secrets list``, read from its
+    environment variable before the keyring, masked in every output, and, with
+    ``ask=True``, asked (hidden) by ``soong configure``. Read it with
+    ``context.secrets.require(name)``. The built-in Lambda plugin declares
+    ``lambda_api_key`` (``LAMBDA_API_KEY``).
     """
 
 

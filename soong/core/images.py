@@ -73,6 +73,7 @@ class ImageFamily:
     :param architectures: the host architectures the family is built for.
     :param description: a few words (``Lambda Stack, Ubuntu 24.04``).
     :param source: where these facts come from.
+    :param setting: the provider's config key that chooses the family (``lambda.image_family``), for messages.
     """
 
     name: str
@@ -80,6 +81,12 @@ class ImageFamily:
     architectures: tuple[str, ...]
     description: str = ""
     source: str = ""
+    setting: str = ""
+
+    @property
+    def how_to_change(self) -> str:
+        """``set lambda.image_family`` (or the words for a provider that names no setting)."""
+        return f"set {self.setting}" if self.setting else "choose another image family in the provider's settings"
 
     def describe(self) -> str:
         """``lambda-stack-24-04 (Lambda Stack, Ubuntu 24.04; Python 3.12; x86_64, arm64)``."""
@@ -131,7 +138,7 @@ class Platform:
             return f"{instance_type.name} is an {arch} host and {reqs.label} has no {arch} build"
         if self.family is not None and arch not in self.family.architectures:
             return (f"{instance_type.name} is an {arch} host and image family {self.family.name} has no {arch} image "
-                    f"(it has {', '.join(self.family.architectures)}; set lambda.image_family to one with {arch})")
+                    f"(it has {', '.join(self.family.architectures)}; {self.family.how_to_change} to one with {arch})")
         return None
 
 
@@ -179,8 +186,8 @@ def check_family(platform: Platform, engine: str) -> None:
     """Refuse (ConfigError, exit 3) an image family whose Python the engine cannot install on."""
     problem = platform.family_problem(engine)
     if problem:
-        raise ConfigError(problem, hint="set lambda.image_family to a family with a supported Python, "
-                                        "e.g. lambda-stack-24-04")
+        assert platform.family is not None
+        raise ConfigError(problem, hint=f"{platform.family.how_to_change} to a family with a supported Python")
 
 
 def choose_image(images: Iterable[MachineImage], family: str, architecture: str, region: str) -> MachineImage:

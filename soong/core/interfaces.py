@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import TYPE_CHECKING, Iterator, Sequence
+import re
+import secrets
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 if TYPE_CHECKING:
     from soong.core.context import Context
@@ -24,10 +26,13 @@ if TYPE_CHECKING:
         InstanceType,
         LaunchRequest,
         RemoteResult,
+        SelfTermination,
         SshKey,
         TunnelRecord,
         TunnelTarget,
     )
+
+_TOKEN = re.compile(r"^[a-z0-9]{6,16}$")
 
 
 class Provider(abc.ABC):
@@ -35,12 +40,28 @@ class Provider(abc.ABC):
 
     Money is spent through this interface, so implementations must follow its
     rules: :meth:`launch` is never retried blindly (an ambiguous failure is resolved
-    by looking the instance up by its unique name); :meth:`terminate` raises on any
-    failure and never reports success it has not seen.
+    by looking the instance up by its unique name, :meth:`instance_name`);
+    :meth:`terminate` raises on any failure and never reports success it has not
+    seen; :meth:`self_termination` must be set for instances to end themselves.
+
+    Everything about a launch that differs between clouds is asked of the provider:
+    the unique launch name, the request ``start --dry-run`` prints, the login user,
+    the region, file system and SSH key launches use by default (from the provider's
+    own config keys, declared through ``soong_config_keys``), the machine image, and
+    the GPU facts of each instance type. Core and the commands import no provider.
     """
 
     #: Unique provider name, e.g. ``lambda``.
     name: str = ""
+    #: Longest instance name the provider accepts; :meth:`instance_name` cuts the prefix to fit.
+    name_limit: int = 64
+    #: The provider's own config keys holding the region launches prefer, the persistent file
+    #: system they attach and the account SSH key they use (None: no such setting). ``start``
+    #: reads them through :meth:`default_region`, :meth:`default_filesystem` and
+    #: :meth:`default_ssh_key_name`; ``configure`` writes them. Declare them with ``soong_config_keys``.
+    region_key: str | None = None
+    filesystem_key: str | None = None
+    ssh_key_name_key: str | None = None
 
     def __init__(self, context: "Context") -> None:
         self.context = context
@@ -80,6 +101,88 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def list_file_systems(self) -> list["FileSystem"]:
         """The account's persistent file systems."""
+
+    # -- naming and the launch request -----------------------------------------------------------
+    def new_token(self) -> str:
+        """A fresh launch token (default: 12 hex digits), unique per launch.
+
+        Money rule: the token makes the instance's name unique (:meth:`instance_name`),
+        and that name is how a launch that failed ambiguously, or a process killed
+        mid-launch, is found again; the ledger records it before the launch is sent.
+        """
+        return secrets.token_hex(6)
+
+    def instance_name(self, name: str, token: str) -> str:
+        """The name a launch gives its instance: ``<name>-<token>``, the prefix cut to :attr:`name_limit`.
+
+        Must be a pure function of its arguments: soong writes it to the ledger before
+        the launch and matches it against :meth:`list_instances` afterwards. Raises
+        :class:`~soong.core.errors.UsageError` for a token :meth:`new_token` could not
+        have made (6-16 lower-case letters or digits).
+        """
+        from soong.core.errors import UsageError
+
+        if not _TOKEN.match(token or ""):
+            raise UsageError(f"invalid launch token {token!r} (6-16 lower-case letters or digits)")
+        room = self.name_limit - len(token) - 1
+        return f"{name[:room]}-{token}" if name else token
+
+    def launch_preview(self, request: "LaunchRequest") -> tuple[str, dict[str, Any]]:
+        """What ``start --dry-run`` prints: ``(the call, the request body)`` :meth:`launch` would send.
+
+        Must not touch the network and must name the instance as :meth:`instance_name`
+        does. ``user_data`` in the body is replaced by its size for display (it is
+        printed after the body with secrets masked). The default shows the
+        :class:`~soong.core.types.LaunchRequest` fields; a provider shows its real body.
+        """
+        import dataclasses
+
+        body = {k: v for k, v in dataclasses.asdict(request).items() if v not in (None, (), {})}
+        body["name"] = self.instance_name(request.name, request.token or self.new_token())
+        body.pop("token", None)
+        return f"{self.name} launch", body
+
+    # -- reaching and configuring its instances -------------------------------------------------
+    def ssh_user(self) -> str | None:
+        """The login user on the provider's instances (``ubuntu`` on Lambda's images).
+
+        Config key ``ssh.user`` overrides it. Default None: the provider does not say,
+        and soong refuses to launch or connect until ``ssh.user`` is set (a wrong user
+        would leave the bootstrap's services without their owner).
+        """
+        return None
+
+    def tunnel_target(self, instance: "Instance") -> "TunnelTarget":
+        """Where a tunnel backend reaches ``instance``: its address and the login user (``ssh.user``, else :meth:`ssh_user`)."""
+        from soong.core.types import TunnelTarget
+
+        user = self.context.config.get("ssh.user") or self.ssh_user()
+        return TunnelTarget(instance_id=instance.id, host=instance.ip or "", name=instance.name, user=user)
+
+    def _config_value(self, key: str | None) -> Any:
+        return self.context.config.get(key) if key else None
+
+    def default_region(self) -> str | None:
+        """The region launches prefer (from :attr:`region_key`); None: the first with capacity."""
+        return self._config_value(self.region_key)
+
+    def default_filesystem(self) -> str | None:
+        """The persistent file system launches attach (from :attr:`filesystem_key`); None: none."""
+        return self._config_value(self.filesystem_key)
+
+    def default_ssh_key_name(self) -> str | None:
+        """The account SSH key launches use (from :attr:`ssh_key_name_key`); None: the only one, or ask."""
+        return self._config_value(self.ssh_key_name_key)
+
+    def self_termination(self) -> "SelfTermination | None":
+        """What an instance's daemon needs to terminate itself through this provider's API.
+
+        Money rule: the lease, the idle timeout and the hard limit all end in the
+        daemon's own terminate call, so ``start`` refuses to launch on a provider that
+        returns None (the default): its instances could not end themselves. Only the
+        API URL and the *name* of the secret go here; the value is read at launch.
+        """
+        return None
 
     def image_family(self) -> "ImageFamily | None":
         """The image family launches boot (from the provider's settings), with its Python and architectures.
@@ -182,6 +285,38 @@ class TunnelBackend(abc.ABC):
 
         Called after the instance is terminated, because addresses get reused.
         Optional: the default does nothing.
+        """
+        return None
+
+    # -- a shell on the instance (``soong ssh``, ``soong ssh-config``); optional -------------------
+    def shell_argv(self, target: "TunnelTarget", command: Sequence[str] = (), *, tty: bool = False) -> list[str] | None:
+        """The command line that runs ``command`` on the instance with this terminal (a login shell when empty).
+
+        ``soong ssh`` runs it and passes its exit status through (replacing itself
+        with it for an interactive shell, so the client may ask for a key's
+        passphrase). ``tty``: give the remote command a terminal. Raise a soong
+        error for what is missing locally (a key file). Optional: the default None
+        means this backend cannot open a shell, and ``soong ssh`` uses a backend
+        that can.
+        """
+        return None
+
+    def diagnose(self, target: "TunnelTarget") -> Exception | None:
+        """Why a shell on the instance fails: try once, return the explained error, or None when it works.
+
+        ``soong ssh`` calls it before an interactive shell and after a command whose
+        client failed (exit status 255 for OpenSSH). Optional: the default None has
+        nothing to add.
+        """
+        return None
+
+    def write_ssh_config(self, targets: Sequence["TunnelTarget"], path: Any, *, include_from: Any = None) -> list[str] | None:
+        """For ``soong ssh-config``: write an OpenSSH client config with one ``Host`` per target to ``path`` (0600).
+
+        With ``include_from`` (the user's ``~/.ssh/config``), also include ``path``
+        from it, once. Returns what was done, one line each (a line starting with
+        ``warning:`` is shown as a warning). Optional: the default None means this
+        backend has no OpenSSH client config to offer.
         """
         return None
 

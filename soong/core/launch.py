@@ -3,8 +3,9 @@
 Money rules, in the order :func:`launch_recorded` follows them:
 
 1. the intent is written to the ledger BEFORE the API call, under the unique
-   launch name ``<name>-<token>`` the provider gives the instance, so a kill -9
-   at any later point still leaves a row that reconciliation matches by name;
+   launch name the provider gives the instance (``Provider.instance_name``,
+   ``<name>-<token>`` by default), so a kill -9 at any later point still leaves
+   a row that reconciliation matches by name;
 2. the launch is sent once; it is never re-sent on an error (the provider
    resolves an ambiguous failure by looking the name up);
 3. the instance id is recorded right after the call returns, and a
@@ -35,6 +36,8 @@ class LaunchOrder:
     ssh_key_name: str
     name: str
     token: str
+    #: The instance's name at the provider (``provider.instance_name(name, token)``) and its key in the ledger.
+    launch_name: str
     lease_hours: float
     hard_limit_hours: float
     context_length: int
@@ -48,26 +51,28 @@ class LaunchOrder:
     hf_gated: bool | None = None
 
     @property
-    def launch_name(self) -> str:
-        """The instance's name at the provider (and its key in the ledger)."""
-        from soong.plugins.lambda_cloud.provider import instance_name
-
-        return instance_name(self.name, self.token)
-
-    @property
     def price_cents_per_hour(self) -> int:
         """The type's hourly price in cents."""
         return self.instance_type.price_cents_per_hour
 
 
-def launch_secrets(context: Any, *, warn: Any = None) -> Any:
-    """The real secrets an instance needs; a missing daemon token is generated and stored once."""
+def launch_secrets(context: Any, provider: Any, *, warn: Any = None) -> Any:
+    """The real secrets an instance of ``provider`` needs; a missing daemon token is generated and stored once.
+
+    Refuses (UsageError) a provider whose instances cannot terminate themselves
+    (``Provider.self_termination`` is None): every shutdown rule depends on it.
+    """
     import secrets as _random
 
     from soong.core.bootstrap import LaunchSecrets
 
+    ending = provider.self_termination()
+    if ending is None:
+        raise E.UsageError(f"provider '{provider.name}' gives its instances no way to terminate themselves, so the "
+                           "lease, the idle timeout and the hard limit could not end them; nothing was launched",
+                           hint="the provider's plugin must implement Provider.self_termination")
     store = context.secrets
-    api_key = store.require("lambda_api_key")
+    api_key = store.require(ending.api_key_secret)
     token = store.get("daemon_token")
     if not token:
         token = _random.token_urlsafe(32)
@@ -77,13 +82,13 @@ def launch_secrets(context: Any, *, warn: Any = None) -> Any:
     return LaunchSecrets(api_key, token, store.get("hf_token") or None)
 
 
-def build_plan(context: Any, order: LaunchOrder, secrets: Any) -> Any:
+def build_plan(context: Any, provider: Any, order: LaunchOrder, secrets: Any) -> Any:
     """The :class:`~soong.core.bootstrap.LaunchPlan` the bootstrap is rendered from."""
     from soong.core.bootstrap import LaunchPlan
 
     plan = LaunchPlan.from_context(
         context, order.model, instance_name=order.launch_name, gpu_count=order.instance_type.gpu_count,
-        secrets=secrets, instance_type=order.instance_type.name, region=order.region,
+        secrets=secrets, provider=provider, instance_type=order.instance_type.name, region=order.region,
         context_length=order.context_length, lease_hours=order.lease_hours, hard_limit_hours=order.hard_limit_hours,
     )
     return dataclasses.replace(plan, filesystem_name=order.filesystem,
@@ -100,31 +105,41 @@ def build_request(order: LaunchOrder, user_data: str | None) -> LaunchRequest:
                          image={"id": order.image.id} if order.image else None)
 
 
-def render(context: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchRequest, str]:
-    """The launch request and its user data for ``order``."""
+def render(context: Any, provider: Any, order: LaunchOrder, secrets: Any) -> tuple[LaunchRequest, str]:
+    """The launch request and its user data for ``order`` on ``provider``."""
     from soong.core.bootstrap import build_user_data
 
-    user_data = build_user_data(context.plugins, build_plan(context, order, secrets))
+    user_data = build_user_data(context.plugins, build_plan(context, provider, order, secrets))
     return build_request(order, user_data), user_data
 
 
-def dry_run_text(context: Any, order: LaunchOrder) -> str:
-    """What ``start --dry-run`` prints: the request body (secrets masked) and the bootstrap."""
+def dry_run_text(context: Any, provider: Any, order: LaunchOrder) -> str:
+    """What ``start --dry-run`` prints: the provider's request body (secrets masked) and the bootstrap."""
     from soong.core.bootstrap import LaunchSecrets
     from soong.core.errors import SecretError
-    from soong.plugins.lambda_cloud.provider import launch_body
 
     try:  # whether a token would be delivered decides whether SGLang waits for one; its value is not read here
         has_hf = bool(context.secrets.get("hf_token"))
     except SecretError:
         has_hf = False
     placeholders = LaunchSecrets.placeholders(with_hf_token=has_hf)
-    request, user_data = render(context, order, placeholders)
-    body = launch_body(request, order.launch_name)
-    body["user_data"] = f"<{len(user_data.encode())} bytes, printed below>"
-    return ("# launch request (POST /instance-operations/launch); nothing was launched\n"
+    request, user_data = render(context, provider, order, placeholders)
+    call, body = provider.launch_preview(request)
+    body = _without(body, user_data, f"<{len(user_data.encode())} bytes, printed below>")
+    return (f"# launch request ({call}); nothing was launched\n"
             + image_line(order) + "\n"
-            + json.dumps(body, indent=2) + "\n# user data (secrets masked)\n" + user_data)
+            + json.dumps(body, indent=2, default=str) + "\n# user data (secrets masked)\n" + user_data)
+
+
+def _without(value: Any, text: str, stand_in: str) -> Any:
+    """``value`` (a request body) with every string equal to ``text`` (the user data) replaced by ``stand_in``."""
+    if isinstance(value, str):
+        return stand_in if value == text else value
+    if isinstance(value, dict):
+        return {key: _without(item, text, stand_in) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without(item, text, stand_in) for item in value]
+    return value
 
 
 def image_line(order: LaunchOrder) -> str:

@@ -33,17 +33,29 @@ PROVIDER_RETURNS: dict[str, Any] = {
     "list_file_systems": (list, "FileSystem"),
     "image_family": ("ImageFamily", None),
     "machine_images": (list, "MachineImage"),
+    "new_token": "str",
+    "instance_name": "str",
+    "launch_preview": "tuple",
+    "ssh_user": ("str", None),
+    "tunnel_target": "TunnelTarget",
+    "default_region": ("str", None),
+    "default_filesystem": ("str", None),
+    "default_ssh_key_name": ("str", None),
+    "self_termination": ("SelfTermination", None),
 }
 #: Tunnel backend methods: only their exceptions are named (their answers are checked where they are used),
 #: except ``run``'s, which must be a RemoteResult.
-TUNNEL_METHODS: dict[str, Any] = {name: None for name in ("open", "start", "list", "close", "check", "forget")}
+TUNNEL_METHODS: dict[str, Any] = {name: None for name in ("open", "start", "list", "close", "check", "forget",
+                                                           "shell_argv", "diagnose", "ssh_config")}
 TUNNEL_METHODS["run"] = "RemoteResult"
 
 
 def _class(name: str) -> type:
+    import builtins
+
     from soong.core import images, types
 
-    return getattr(types, name, None) or getattr(images, name)
+    return getattr(types, name, None) or getattr(images, name, None) or getattr(builtins, name)
 
 
 def _wrong_answer(spec: Any, value: Any) -> str | None:

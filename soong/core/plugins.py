@@ -127,12 +127,16 @@ class PluginHost:
     :param env: environment for ``SOONG_DISABLE_PLUGINS`` / ``SOONG_LOAD_PLUGINS``.
     :param discover: load plugins from entry points (tests pass False and add their own).
     :param warn: where one-line warnings go (stderr by default).
+    :param context: the :class:`~soong.core.context.Context` registration hooks receive
+        (a Context given an existing host binds itself to it when it has none).
     """
 
     def __init__(self, *, env: Mapping[str, str] | None = None, discover: bool = True,
-                 warn: Callable[[str], None] = _warn) -> None:
+                 warn: Callable[[str], None] = _warn, context: Any = None) -> None:
         self.env = os.environ if env is None else env
         self.warn = warn
+        self.context = context
+        self._declared: dict[str, list[tuple[str, Any]]] = {}
         self.pm = pluggy.PluginManager("soong")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
@@ -209,6 +213,7 @@ class PluginHost:
         self._registries.clear()
         self._owners.clear()
         self._overrides.clear()
+        self._declared.clear()
         return info
 
     def _impls_of(self, name: str) -> list[Any]:
@@ -253,7 +258,7 @@ class PluginHost:
             started = time.perf_counter()
             try:
                 try:
-                    impl.function(register=register)
+                    self._call(impl, register)
                 finally:
                     info.timings[kind.hook] = time.perf_counter() - started
                 for name, obj, override in staged:
@@ -269,6 +274,43 @@ class PluginHost:
                 self._fail(info, f"{kind.hook} failed: {exc}")
         self._registries[kind_name] = registry
         self._owners[kind_name] = owners
+
+    def _call(self, impl: Any, register: Callable[..., None]) -> None:
+        """Call a registration hook implementation with the arguments it names (``register``, ``context``)."""
+        offered = {"register": register, "context": self.context}
+        impl.function(**{name: offered[name] for name in impl.argnames if name in offered})
+
+    def declared(self, hook: str, check: Callable[[PluginInfo, Any, list[tuple[str, Any]]], Any]) -> list[tuple[str, Any]]:
+        """``(plugin name, object)`` for everything the plugins register through declaration hook ``hook``.
+
+        Each ``register(obj)`` goes through ``check(info, obj, accepted)``, which returns
+        the object or raises to refuse it (``accepted``: what earlier plugins and this one
+        declared so far). A plugin whose hook raises, or registers something refused, is
+        failed: it declares nothing and ``soong plugins`` says why. Collected once.
+        """
+        if hook in self._declared:
+            return self._declared[hook]
+        accepted: list[tuple[str, Any]] = []
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            info = self.infos.get(impl.plugin_name)
+            if info is None or info.status == "failed":
+                continue
+            mine: list[tuple[str, Any]] = []
+
+            def register(obj: Any, _info: PluginInfo = info, _mine: list = mine) -> None:
+                _mine.append((_info.name, check(_info, obj, accepted + _mine)))
+
+            started = time.perf_counter()
+            try:
+                self._call(impl, register)
+            except Exception as exc:  # a broken plugin's declarations are unknown, never a crash
+                self._fail(info, f"{hook} failed: {exc}")
+                continue
+            finally:
+                info.timings[hook] = time.perf_counter() - started
+            accepted.extend(mine)
+        self._declared[hook] = accepted
+        return accepted
 
     def _place(self, kind: Kind, registry: dict, owners: dict, name: str, obj: Any, override: bool, info: PluginInfo) -> None:
         if name in owners and owners[name] != info.name:
@@ -304,9 +346,36 @@ class PluginHost:
                 f"which replaces the built-in one of '{builtin.name}'")
 
     def collect_all(self) -> None:
-        """Run every registration hook (so ``soong plugins`` sees every failure)."""
+        """Run every registration and declaration hook (so ``soong plugins`` sees every failure)."""
+        self.config_keys()
+        self.secrets()
         for kind in KINDS:
             self.registry(kind)
+
+    def config_keys(self) -> list[tuple[str, Any]]:
+        """``(plugin, Key)`` for every config key the plugins declare (``soong_config_keys``)."""
+        from soong.core.declarations import check_key
+
+        return self.declared("soong_config_keys", lambda info, key, accepted: check_key(
+            info, key, accepted, self.sections_of))
+
+    def secrets(self) -> list[tuple[str, Any]]:
+        """``(plugin, Secret)`` for every secret the plugins declare (``soong_secrets``)."""
+        from soong.core.declarations import check_secret
+
+        return self.declared("soong_secrets", lambda info, secret, accepted: check_secret(
+            info, secret, accepted, self.sections_of))
+
+    def sections_of(self, plugin: str) -> list[str]:
+        """The config sections ``plugin`` owns: its own name's, then those of the providers, tunnel backends
+        and cost sinks it registers (those registries are only collected when this is asked)."""
+        from soong.core.declarations import plugin_section
+
+        found = [plugin_section(plugin)]
+        for kind in ("providers", "tunnel_backends", "cost_sinks"):
+            self.registry(kind)
+            found += [plugin_section(name) for name, owner in self._owners[kind].items() if owner == plugin]
+        return list(dict.fromkeys(found))
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every plugin seen, built-ins first."""

@@ -188,7 +188,8 @@ class TunnelProbe:
         self._api_key: str | None = None
 
     def _open(self, instance: Any) -> dict[str, str]:
-        from soong.core.types import Forward, TunnelTarget
+        from soong.core.tunnel_state import target_for
+        from soong.core.types import Forward
 
         if self._stack is not None:
             return self._endpoints
@@ -199,7 +200,7 @@ class TunnelProbe:
             from soong.core.bootstrap import SGLANG_PORT
 
             forwards.append(Forward("sglang", 0, SGLANG_PORT))
-        target = TunnelTarget(instance_id=instance.id, host=instance.ip, name=instance.name)
+        target = target_for(self.context, instance)
         stack = contextlib.ExitStack()
         try:
             opened = stack.enter_context(self.context.tunnel_backend().open(target, forwards))

@@ -4,8 +4,10 @@ A type qualifies when all of these hold (:func:`assess`):
 
 - it has GPUs, and the GPU generation supports the checkpoint's precision
   (:data:`MIN_COMPUTE_CAPABILITY`; bf16, 4-bit and fp8 kernels need compute
-  capability 8.0: fp8 runs on A100/A10/A6000 through Marlin; see
-  :data:`GPU_COMPUTE_CAPABILITY`);
+  capability 8.0: fp8 runs on A100/A10/A6000 through Marlin). The provider
+  states each type's :attr:`~soong.core.types.InstanceType.compute_capability`;
+  a type without one fails every precision check, since nothing says it can run
+  the weights;
 - tensor-parallel size = GPU count divides the attention heads, and the KV heads
   split (or replicate) evenly (:func:`soong.core.vram.tp_problem`);
 - the estimate (:func:`soong.core.vram.estimate`) fits the *usable* GPU memory
@@ -29,17 +31,6 @@ from soong.core.images import architecture_problem
 from soong.core.types import InstanceType, ModelSpec
 from soong.core.vram import VramEstimate, estimate, tp_problem
 
-#: Compute capability by GPU model name as Lambda writes it (``gpu_description`` up to "(").
-GPU_COMPUTE_CAPABILITY: dict[str, float] = {
-    "Tesla V100": 7.0, "V100": 7.0,
-    "RTX 6000": 7.5,  # Quadro RTX 6000 (Turing)
-    "A10": 8.6, "A10G": 8.6, "A6000": 8.6, "RTX A6000": 8.6,
-    "A100": 8.0,
-    "L40S": 8.9, "RTX 6000 Ada": 8.9,
-    "H100": 9.0, "GH200": 9.0, "H200": 9.0,
-    "B200": 10.0, "GB200": 10.0,
-}
-
 #: Minimum compute capability for SGLang's kernels of each precision.
 #: fp8: SGLang 0.5.23 serves FP8 checkpoints down to sm80 (``Fp8Config.get_min_capability``
 #: returns 80, sglang/srt/layers/quantization/fp8.py); on 8.0 <= sm < 8.9 (A100, A10,
@@ -57,28 +48,30 @@ MIN_COMPUTE_CAPABILITY: dict[str, float] = {
 }
 
 
-def _static(name: str, count: int, gib: float, gpu: str) -> InstanceType:
+def _static(name: str, count: int, gib: float, gpu: str, capability: float) -> InstanceType:
     return InstanceType(name=name, description=f"{count}x {gpu} ({gib:g} GB)", gpu_description=f"{gpu} ({gib:g} GB)",
-                        gpu_count=count, gpu_memory_gib=gib, price_cents_per_hour=0)
+                        gpu_count=count, gpu_memory_gib=gib, price_cents_per_hour=0, compute_capability=capability)
 
 
 #: Lambda's usual GPU line-up, used offline (``soong models list``) where no live
 #: prices are needed. Live recommendations always use the provider's own list.
+#: Compute capabilities from NVIDIA's table (https://developer.nvidia.com/cuda-gpus):
+#: A100 8.0, A10 and RTX A6000 8.6, H100 and GH200 9.0, B200 10.0.
 STATIC_SETUPS: tuple[InstanceType, ...] = (
-    _static("gpu_1x_a10", 1, 24, "A10"),
-    _static("gpu_1x_a100_sxm4", 1, 40, "A100"),
-    _static("gpu_1x_a6000", 1, 48, "A6000"),
-    _static("gpu_2x_a6000", 2, 48, "A6000"),
-    _static("gpu_1x_h100_pcie", 1, 80, "H100"),
-    _static("gpu_2x_a100", 2, 40, "A100"),
-    dataclasses.replace(_static("gpu_1x_gh200", 1, 96, "GH200"), architecture="arm64"),  # Grace (Arm) host
-    _static("gpu_4x_a6000", 4, 48, "A6000"),
-    _static("gpu_2x_h100_sxm5", 2, 80, "H100"),
-    _static("gpu_8x_a100", 8, 40, "A100"),
-    _static("gpu_4x_h100_sxm5", 4, 80, "H100"),
-    _static("gpu_8x_a100_80gb_sxm4", 8, 80, "A100"),
-    _static("gpu_8x_h100_sxm5", 8, 80, "H100"),
-    _static("gpu_8x_b200_sxm6", 8, 180, "B200"),
+    _static("gpu_1x_a10", 1, 24, "A10", 8.6),
+    _static("gpu_1x_a100_sxm4", 1, 40, "A100", 8.0),
+    _static("gpu_1x_a6000", 1, 48, "A6000", 8.6),
+    _static("gpu_2x_a6000", 2, 48, "A6000", 8.6),
+    _static("gpu_1x_h100_pcie", 1, 80, "H100", 9.0),
+    _static("gpu_2x_a100", 2, 40, "A100", 8.0),
+    dataclasses.replace(_static("gpu_1x_gh200", 1, 96, "GH200", 9.0), architecture="arm64"),  # Grace (Arm) host
+    _static("gpu_4x_a6000", 4, 48, "A6000", 8.6),
+    _static("gpu_2x_h100_sxm5", 2, 80, "H100", 9.0),
+    _static("gpu_8x_a100", 8, 40, "A100", 8.0),
+    _static("gpu_4x_h100_sxm5", 4, 80, "H100", 9.0),
+    _static("gpu_8x_a100_80gb_sxm4", 8, 80, "A100", 8.0),
+    _static("gpu_8x_h100_sxm5", 8, 80, "H100", 9.0),
+    _static("gpu_8x_b200_sxm6", 8, 180, "B200", 10.0),
 )
 
 
@@ -156,8 +149,8 @@ def usable_vram_gib(instance_type: InstanceType) -> float:
 
 
 def compute_capability(instance_type: InstanceType) -> float | None:
-    """The GPU's compute capability, or None for a GPU model soong does not know."""
-    return GPU_COMPUTE_CAPABILITY.get(instance_type.gpu_model)
+    """The GPU's compute capability as the provider states it, or None when it does not."""
+    return instance_type.compute_capability
 
 
 def check_context(spec: ModelSpec, context: int | None) -> int:
@@ -186,7 +179,10 @@ def assess(spec: ModelSpec, instance_type: InstanceType, *, context: int | None 
         return Fit(instance_type, None, problem)
     capability = compute_capability(instance_type)
     needed = MIN_COMPUTE_CAPABILITY.get(spec.precision, 8.0)
-    if capability is not None and capability < needed:
+    if capability is None:  # unknown is not "good enough": nothing says the kernels run there
+        return Fit(instance_type, None, f"{instance_type.gpu_model}'s compute capability is unknown (the provider does "
+                                        f"not state it), so soong cannot tell whether it runs {spec.precision} weights")
+    if capability < needed:
         return Fit(instance_type, None, f"{instance_type.gpu_model} (compute {capability:g}) cannot run {spec.precision} "
                                         f"weights (needs {needed:g}+)")
     problem = tp_problem(spec, count)

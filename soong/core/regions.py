@@ -6,8 +6,9 @@ Rules (:func:`decide_region`):
   the file system's region; a ``--region`` naming another region is an error;
 * a region given with ``--region`` is a requirement: without capacity there,
   the other regions with capacity are *offered*, never taken silently;
-* the configured ``lambda.default_region`` is a preference: without capacity
-  there, the launch fails over to a region that has some (and says so);
+* the provider's configured default region (``Provider.default_region``, e.g.
+  ``lambda.default_region``) is a preference: without capacity there, the
+  launch fails over to a region that has some (and says so);
 * with no region anywhere, the first region with capacity is used.
 
 :class:`CapacityWaiter` is ``--retry-until-up``: it checks capacity every
@@ -31,9 +32,11 @@ class RegionPolicy:
     """What constrains the region of one launch."""
 
     requested: str | None = None  # --region
-    preferred: str | None = None  # lambda.default_region
+    preferred: str | None = None  # the provider's default region
     filesystem: str | None = None
     filesystem_region: str | None = None
+    #: Where ``preferred`` comes from, for messages (the provider's config key).
+    preferred_from: str = "the default region"
 
     def __post_init__(self) -> None:
         if self.requested and self.filesystem_region and self.requested != self.filesystem_region:
@@ -90,7 +93,7 @@ def decide_region(itype: InstanceType, policy: RegionPolicy) -> RegionDecision:
     if policy.preferred and policy.preferred not in usable:
         why = f"file system '{policy.filesystem}' is in {usable[0]}" if policy.filesystem_region else \
             f"no capacity for {itype.name} in {policy.preferred}"
-        note = f"{why}; launching in {usable[0]} instead of lambda.default_region {policy.preferred}"
+        note = f"{why}; launching in {usable[0]} instead of {policy.preferred_from} {policy.preferred}"
     return RegionDecision(usable[0], note=note, elsewhere=elsewhere)
 
 

@@ -1,5 +1,8 @@
-"""Secrets (the Lambda API key, the daemon token, ...) kept in the system keyring.
+"""Secrets (the daemon token, a provider's API key, ...) kept in the system keyring.
 
+Core knows :data:`KNOWN_SECRETS`; plugins declare theirs (a :class:`Secret`, with
+its environment variable and a one-line doc) through the ``soong_secrets`` hook,
+for example the Lambda plugin's ``lambda_api_key`` (:mod:`soong.core.declarations`).
 Lookup order for a secret: its environment variable, then the configured backend
 (``secrets.backend``: ``keyring`` by default, or an opt-in 0600 plaintext file).
 Every value read is registered with :mod:`soong.core.redact` so it never appears
@@ -9,6 +12,7 @@ front and explained instead of failing deep inside keyring.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
@@ -21,13 +25,30 @@ from soong.core.redact import register_secret
 
 LOG = logging.getLogger(__name__)
 
-#: Known secrets and the environment variable that overrides each.
+#: Core's secrets and the environment variable that overrides each (plugins declare more).
 KNOWN_SECRETS: dict[str, str] = {
-    "lambda_api_key": "LAMBDA_API_KEY",
     "daemon_token": "SOONG_DAEMON_TOKEN",
     "hf_token": "HF_TOKEN",
 }
+#: What core's secrets are for (``soong secrets list``, docs/configuration.md).
+KNOWN_SECRET_DOCS: dict[str, str] = {
+    "daemon_token": "Bearer token of every instance's status daemon (soong configure makes one).",
+    "hf_token": "Hugging Face token for gated models.",
+}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Secret:
+    """A secret a plugin declares: its name, the environment variable that overrides it, one line of doc.
+
+    ``ask``: ``soong configure`` asks for it (hidden input; Enter keeps a stored value).
+    """
+
+    name: str
+    env_var: str
+    doc: str
+    ask: bool = False
 
 HEADLESS_HELP = (
     "no usable keyring backend on this machine; either set the secret's environment variable, "
@@ -44,9 +65,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def env_var_for(name: str) -> str:
-    """The environment variable that overrides secret ``name``."""
-    return KNOWN_SECRETS.get(name, "SOONG_SECRET_" + name.upper())
+def env_var_for(name: str, declared: Mapping[str, str] | None = None) -> str:
+    """The environment variable that overrides secret ``name`` (``declared``: plugins' secrets and their variables)."""
+    return KNOWN_SECRETS.get(name) or (declared or {}).get(name) or "SOONG_SECRET_" + name.upper()
 
 
 class SecretStore:
@@ -56,10 +77,12 @@ class SecretStore:
     :param file_path: the plaintext file used when ``backend == "file"``.
     :param warn_plaintext: warn (once) when secrets are read from the plaintext file; a
         throwaway profile such as the sandbox turns this off.
+    :param declared: secrets plugins declared, by name, with their environment variable.
     """
 
     def __init__(self, *, service: str = "soong", backend: str = "keyring", file_path: Path | None = None,
-                 env: Mapping[str, str] | None = None, warn_plaintext: bool = True) -> None:
+                 env: Mapping[str, str] | None = None, warn_plaintext: bool = True,
+                 declared: Mapping[str, str] | None = None) -> None:
         import os
 
         self.service = service
@@ -67,6 +90,15 @@ class SecretStore:
         self.file_path = file_path
         self._env = os.environ if env is None else env
         self._warned = not warn_plaintext
+        self.declared = dict(declared or {})
+
+    def env_var(self, name: str) -> str:
+        """The environment variable that overrides secret ``name``."""
+        return env_var_for(name, self.declared)
+
+    def known(self) -> dict[str, str]:
+        """Every secret core and the plugins know, with its environment variable."""
+        return {**KNOWN_SECRETS, **self.declared}
 
     # -- keyring --------------------------------------------------------------------
     def keyring_available(self) -> bool:
@@ -125,7 +157,7 @@ class SecretStore:
     # -- public ---------------------------------------------------------------------------
     def source(self, name: str) -> str | None:
         """Where ``name`` would be read from now: ``env``, ``keyring``, ``file`` or None."""
-        if self._env.get(env_var_for(name)):
+        if self._env.get(self.env_var(name)):
             return "env"
         if self._stored(name) is not None:
             return self.backend
@@ -147,7 +179,7 @@ class SecretStore:
     def get(self, name: str) -> str | None:
         """The secret's value, or None when it is not set anywhere."""
         check_name(name)
-        value = self._env.get(env_var_for(name)) or self._stored(name)
+        value = self._env.get(self.env_var(name)) or self._stored(name)
         register_secret(value)
         return value
 
@@ -159,7 +191,7 @@ class SecretStore:
         if self.backend == "keyring" and not self.keyring_available():
             raise SecretError(f"secret '{name}' is not set and {HEADLESS_HELP}")
         raise SecretError(
-            f"secret '{name}' is not set; run 'soong secrets set {name}' or set ${env_var_for(name)}"
+            f"secret '{name}' is not set; run 'soong secrets set {name}' or set ${self.env_var(name)}"
         )
 
     def set(self, name: str, value: str) -> None:

@@ -58,13 +58,14 @@ class StartRequest:
     force: bool = False
 
 
-def _ssh_key_name(context: Any, provider: Any) -> str:
-    configured = context.config.get("lambda.ssh_key_name")
+def _ssh_key_name(provider: Any) -> str:
+    configured = provider.default_ssh_key_name()
     keys = provider.list_ssh_keys()
     names = [k.name for k in keys]
+    setting = provider.ssh_key_name_key or f"provider {provider.name}"
     if configured:
         if configured not in names:
-            raise NotFoundError(f"the account has no SSH key named '{configured}' (lambda.ssh_key_name; known: "
+            raise NotFoundError(f"the account has no SSH key named '{configured}' ({setting}; known: "
                                 f"{', '.join(names) or 'none'})", hint="run 'soong configure' to pick or upload one")
         return configured
     if len(names) == 1:
@@ -72,8 +73,9 @@ def _ssh_key_name(context: Any, provider: Any) -> str:
     if not names:
         raise NotFoundError("the account has no SSH key; soong needs one to reach the instance",
                             hint="run 'soong configure' to upload your public key")
+    how = f"'soong config set {provider.ssh_key_name_key} NAME'" if provider.ssh_key_name_key else "the provider's settings"
     raise UsageError(f"the account has {len(names)} SSH keys ({', '.join(names)}); choose one",
-                     hint="set it with 'soong configure' or 'soong config set lambda.ssh_key_name NAME'")
+                     hint=f"set it with 'soong configure' or {how}")
 
 
 def _lease(context: Any, hours: float | None) -> tuple[float, float]:
@@ -109,7 +111,8 @@ class LaunchPlanner:
     context: Any
     provider: Any
     ui: StartUI
-    new_token: Callable[[], str]
+    #: Makes launch tokens (None: the provider's ``new_token``).
+    new_token: Callable[[], str] | None = None
     waiter: CapacityWaiter | None = None
     types: list[Any] = dataclasses.field(default_factory=list)
     platform: Platform | None = None
@@ -117,15 +120,18 @@ class LaunchPlanner:
     firewall_checked: set[str | None] = dataclasses.field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if self.new_token is None:
+            self.new_token = self.provider.new_token
         if self.waiter is not None:  # capacity the waiter sees is capacity where an image exists
             fetch = self.waiter.fetch_types
             self.waiter.fetch_types = lambda: [self.servable(t, quiet=True) for t in fetch()]
 
     def policy(self, request: StartRequest) -> RegionPolicy:
         """The region rules for this launch (the file system's region looked up live)."""
-        fs = None if request.no_filesystem else (request.filesystem or self.context.config.get("lambda.filesystem_name"))
-        return RegionPolicy(requested=request.region, preferred=self.context.config.get("lambda.default_region"),
-                            filesystem=fs, filesystem_region=filesystem_region(self.provider, fs))
+        fs = None if request.no_filesystem else (request.filesystem or self.provider.default_filesystem())
+        return RegionPolicy(requested=request.region, preferred=self.provider.default_region(),
+                            filesystem=fs, filesystem_region=filesystem_region(self.provider, fs),
+                            preferred_from=self.provider.region_key or f"provider {self.provider.name}")
 
     def choose_type(self, request: StartRequest, policy: RegionPolicy) -> tuple[Any, TypeChoice, int]:
         """The model, the type choice and the context length."""
@@ -211,7 +217,7 @@ class LaunchPlanner:
         spec, choice, context_length = self.choose_type(request, policy)
         access = check_model_access(self.context, spec, warn=self.ui.say)  # gated without access: refuse before launch
         name = _name(request, spec.id)
-        ssh_key = _ssh_key_name(self.context, self.provider)
+        ssh_key = _ssh_key_name(self.provider)
         if choice.forced:
             self.ui.say(f"warning: {choice.instance_type.name} does not fit {spec.id} ({choice.fit.problem}); "
                         "launching anyway because of --force")
@@ -250,8 +256,15 @@ class LaunchPlanner:
         else:
             itype, region = self.region(itype, draft.policy)
         self.check_firewall(region)
+        return self.order(draft, itype, region)
+
+    def order(self, draft: "Draft", itype: Any, region: str) -> LaunchOrder:
+        """The order for ``draft`` on ``itype`` in ``region``, named by the provider with a fresh token."""
+        assert self.new_token is not None
+        token = self.new_token()
         return LaunchOrder(model=draft.model, instance_type=itype, region=region, ssh_key_name=draft.ssh_key,
-                           name=draft.name, token=self.new_token(), lease_hours=draft.lease_hours,
+                           name=draft.name, token=token, launch_name=self.provider.instance_name(draft.name, token),
+                           lease_hours=draft.lease_hours,
                            hard_limit_hours=draft.hard_limit_hours, context_length=draft.context_length,
                            filesystem=draft.policy.filesystem, image=self.image_for(itype, region),
                            image_family=self.platform.family if self.platform is not None else None,

@@ -27,6 +27,15 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FORMAT = 1
 
 
+def target_for(context: Any, instance: Any, provider: Any = None) -> Any:
+    """Where a tunnel backend reaches ``instance``: its address and the provider's login user.
+
+    Asks ``provider`` (the context's provider when None) for its
+    :meth:`~soong.core.interfaces.Provider.tunnel_target`.
+    """
+    return (provider if provider is not None else context.provider()).tunnel_target(instance)
+
+
 def check_instance_id(instance_id: str) -> str:
     """Return ``instance_id`` if it is safe in a file name and an SSH host alias; raise UsageError otherwise."""
     if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from soong.core.errors import SoongError
 from soong.core.types import InstanceType, Region
 
 
@@ -25,6 +26,7 @@ def _to_dict(itype: InstanceType) -> dict[str, Any]:
         "price_cents_per_hour": itype.price_cents_per_hour, "vcpus": itype.vcpus, "memory_gib": itype.memory_gib,
         "storage_gib": itype.storage_gib,
         "regions_with_capacity": [[r.name, r.description] for r in itype.regions_with_capacity],
+        "architecture": itype.architecture, "compute_capability": itype.compute_capability,
     }
 
 
@@ -38,7 +40,7 @@ def cache_path(context: Any, provider_name: str) -> Path:
     """The cache file of one provider and API address in ``context``'s profile."""
     try:
         url = str(context.config.get(f"{provider_name}.api_url"))
-    except KeyError:
+    except (KeyError, SoongError):  # a provider without an api_url key
         url = provider_name
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
     return context.paths.cache_dir / f"instance-types-{provider_name}-{digest}.json"

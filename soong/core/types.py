@@ -31,8 +31,12 @@ class Region:
 class InstanceType:
     """A kind of machine a provider can launch, with its price and live capacity.
 
-    ``architecture`` is the host CPU's (one of :data:`ARCHITECTURES`): the machine image
-    launched on it must be built for it, and so must every binary package installed.
+    The provider fills in the GPU facts: ``gpu_count``, ``gpu_memory_gib`` (per GPU),
+    ``architecture`` (the host CPU's, one of :data:`ARCHITECTURES`: the machine image
+    launched on it must be built for it, and so must every binary package installed)
+    and ``compute_capability`` (the GPU's CUDA compute capability, e.g. 9.0 for an
+    H100). A type whose compute capability is None fails every precision check, so it
+    is never offered for a model (``start --force`` still launches it).
     """
 
     name: str
@@ -46,6 +50,7 @@ class InstanceType:
     storage_gib: int = 0
     regions_with_capacity: tuple[Region, ...] = ()
     architecture: str = "x86_64"
+    compute_capability: float | None = None
 
     @property
     def gpu_model(self) -> str:
@@ -109,6 +114,19 @@ class LaunchRequest:
     #: Unique launch token (None: the provider makes one). The instance is named after it,
     #: so a launch that failed ambiguously (or a process killed mid-launch) can be found again.
     token: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfTermination:
+    """What an instance's status daemon needs to terminate its own instance through the provider's API.
+
+    ``api_url`` is the API's base URL; ``api_key_secret`` names the secret (in soong's
+    secret store) the daemon authenticates with. The daemon's terminate call itself
+    speaks Lambda's API for now (``soong_daemon``); see docs/daemon.md.
+    """
+
+    api_url: str
+    api_key_secret: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,11 +234,16 @@ class Forward:
 
 @dataclasses.dataclass(frozen=True)
 class TunnelTarget:
-    """Where a tunnel backend connects: the instance and its address."""
+    """Where a tunnel backend connects: the instance, its address and the login user (None: the backend's own setting).
+
+    Build it with :meth:`soong.core.interfaces.Provider.tunnel_target`, which fills in the
+    provider's login user.
+    """
 
     instance_id: str
     host: str
     name: str | None = None
+    user: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

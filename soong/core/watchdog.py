@@ -119,14 +119,15 @@ class TunnelHealthProbe:
         self.timeout = timeout
 
     def __call__(self, record: LedgerRecord, instance: Instance) -> bool:
-        from soong.core.types import Forward, TunnelTarget
+        from soong.core.tunnel_state import target_for
+        from soong.core.types import Forward
 
         if not instance.ip:
             return False
         remote_port = self.context.config.get("status_daemon.port")
         try:
             backend = self.context.tunnel_backend()
-            target = TunnelTarget(instance_id=instance.id, host=instance.ip, name=instance.name)
+            target = target_for(self.context, instance, self.context.provider(record.provider))
             with backend.open(target, [Forward("status", 0, remote_port)]) as forwards:
                 return http_health(forwards[0].local_host, forwards[0].local_port, timeout=self.timeout)
         except Exception as exc:  # unreachable, whatever the reason

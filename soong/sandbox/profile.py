@@ -49,9 +49,11 @@ def instance_exec_command() -> list[str]:
 def write_profile(env: Mapping[str, str], *, api_url: str, ssh_key_path: Path | None) -> Path:
     """Write the run-time settings into the sandbox profile's own config file; return its path."""
     from soong.core.config import load_config, save_config
+    from soong.core.declarations import schema
 
     context = sandbox_context(env)
-    config = load_config(context.paths, env=env, profile=SANDBOX_PROFILE)
+    keys = schema(context.plugins)  # the lambda.* keys are the Lambda plugin's
+    config = load_config(context.paths, env=env, profile=SANDBOX_PROFILE, schema=keys)
     changes: dict[str, Any] = {
         "lambda.api_url": api_url,
         "lambda.ssh_key_name": SSH_KEY_NAME,
@@ -63,7 +65,7 @@ def write_profile(env: Mapping[str, str], *, api_url: str, ssh_key_path: Path | 
         changes["ssh.key_path"] = str(ssh_key_path)
     if config.source("secrets.backend") == "default" and not context.secrets.keyring_available():
         changes["secrets.backend"] = "file"
-    save_config(config.updated_file_values(changes), context.paths.config_file)
+    save_config(config.updated_file_values(changes), context.paths.config_file, schema=keys)
     return context.paths.config_file
 
 

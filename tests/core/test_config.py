@@ -9,10 +9,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soong.core.config import Config, load_config, read_config_file, save_config, validate_file_data
-from soong.core.config_schema import KEYS, KEYS_BY_PATH
+from soong.core import config as config_module
+from soong.core.config import Config, read_config_file, validate_file_data
+from soong.core.declarations import schema as declared_schema
 from soong.core.errors import ConfigError
 from soong.core.paths import Paths
+from soong.core.plugins import BUILTIN_ORDER, PluginHost
+
+#: Core's keys and the built-in plugins' (the lambda.* keys are the Lambda plugin's).
+SCHEMA = declared_schema(PluginHost(env={"SOONG_LOAD_PLUGINS": ",".join(BUILTIN_ORDER)}))
+KEYS = SCHEMA.keys
+KEYS_BY_PATH = SCHEMA.by_path
+
+
+def load_config(*args, **kwargs):
+    return config_module.load_config(*args, schema=SCHEMA, **kwargs)
+
+
+def save_config(values, path):
+    return config_module.save_config(values, path, schema=SCHEMA)
 
 
 def _paths(home):
@@ -63,7 +78,7 @@ def test_unknown_key_is_a_warning_with_did_you_mean():
 )
 def test_invalid_values_name_the_key(data, message):
     with pytest.raises(ConfigError) as info:
-        validate_file_data(data)
+        validate_file_data(data, schema=SCHEMA)
     assert message in str(info.value)
 
 
@@ -169,7 +184,7 @@ yaml_documents = st.recursive(
                                                                   yaml_documents, max_size=4), max_size=4))
 def test_arbitrary_yaml_only_raises_config_error(document):
     try:
-        validate_file_data(document)
+        validate_file_data(document, schema=SCHEMA)
     except ConfigError:
         pass
 

@@ -38,10 +38,14 @@ def test_documented_example_runs_as_a_plugin(hook):
     module = types.ModuleType(f"example_{hook}")
     exec(compile(_example(hook), f"docs/plugins.md:{hook}", "exec"), module.__dict__)
     host = PluginHost(discover=False, env={})
-    info = host.add_plugin(module, PluginInfo(f"example-{hook}"))
+    info = host.add_plugin(module, PluginInfo("acme"))  # the examples declare keys and secrets of plugin 'acme'
     kinds = [name for name, kind in KINDS.items() if kind.hook == hook]
     for kind in kinds:
         assert host.registry(kind), f"the {hook} example registered nothing"
+    if hook == "soong_config_keys":
+        assert host.config_keys(), "the soong_config_keys example declared nothing"
+    if hook == "soong_secrets":
+        assert host.secrets(), "the soong_secrets example declared nothing"
     assert info.status == "loaded", info.detail
     assert hook in info.hooks
 

@@ -12,6 +12,8 @@ from soong.core.secrets import SecretStore
 from tests.conftest import TEST_SECRETS
 
 KEY = TEST_SECRETS["lambda_api_key"]
+#: What the Lambda plugin declares (soong_secrets); a bare store knows only core's secrets.
+LAMBDA = {"lambda_api_key": "LAMBDA_API_KEY"}
 
 
 def test_set_get_delete_through_keyring():
@@ -30,14 +32,16 @@ def test_service_namespaces_are_separate():
 
 
 def test_environment_overrides_keyring():
-    store = SecretStore(env={"LAMBDA_API_KEY": "from-env-1234"})
+    store = SecretStore(env={"LAMBDA_API_KEY": "from-env-1234"}, declared=LAMBDA)
     store.set("lambda_api_key", KEY)
     assert store.get("lambda_api_key") == "from-env-1234" and store.source("lambda_api_key") == "env"
+    undeclared = SecretStore(env={"LAMBDA_API_KEY": "from-env-1234"})  # without the plugin: its own variable only
+    assert undeclared.get("lambda_api_key") == KEY and undeclared.env_var("lambda_api_key") == "SOONG_SECRET_LAMBDA_API_KEY"
 
 
 def test_missing_secret_says_how_to_set_it():
     with pytest.raises(SecretError) as info:
-        SecretStore(env={}).require("lambda_api_key")
+        SecretStore(env={}, declared=LAMBDA).require("lambda_api_key")
     assert "soong secrets set lambda_api_key" in str(info.value) and "$LAMBDA_API_KEY" in str(info.value)
 
 

@@ -16,8 +16,11 @@ from tests.costs.relay_backend import RelayBackend, RelayPlugin
 
 
 def probe_context(port: int) -> Context:
+    """The relay backend, and the Lambda provider the records name (it gives the login user of the target)."""
+    import soong.plugins.lambda_cloud
+
     env = {**os.environ, "SOONG_TUNNEL_BACKEND": "relay", "SOONG_STATUS_DAEMON_PORT": str(port)}
-    return Context(env=env, plugin_host=builtin_sink_host(RelayPlugin()), clock=lambda: T0)
+    return Context(env=env, plugin_host=builtin_sink_host(soong.plugins.lambda_cloud, RelayPlugin()), clock=lambda: T0)
 
 
 def instance(ip: str | None = "127.0.0.1") -> Instance:
@@ -33,7 +36,7 @@ def test_alive_daemon_through_the_tunnel(record):
     RelayBackend.opened.clear()
     with health_server() as port:
         assert TunnelHealthProbe(probe_context(port))(record, instance()) is True
-    assert [t.host for t in RelayBackend.opened] == ["127.0.0.1"]  # it went through the backend
+    assert [(t.host, t.user) for t in RelayBackend.opened] == [("127.0.0.1", "ubuntu")]  # through the backend, as Lambda's user
 
 
 def test_closed_port_is_dead(record):

@@ -138,3 +138,40 @@ def test_ctrl_c_in_the_wizard_leaves_the_old_config_and_keyring_untouched(run_so
     assert proc.returncode == 130, err
     assert config_file(env).read_bytes() == before
     assert (keyring_file.read_bytes() if keyring_file.exists() else None) == keyring_before
+
+
+def test_the_wizard_asks_what_a_third_party_provider_declared(run_soong, env, emu, tmp_path):
+    from tests.core import acme_provider
+
+    site = tmp_path / "site"
+    info = site / "soong_acme-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-acme\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text(f"[soong]\nacme = {acme_provider.__name__}\n")
+    acme = {"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[2])])}
+    key = ssh_key(env)
+    emu.api("POST", "/ssh-keys", {"name": "laptop", "public_key": key.with_suffix(".pub").read_text().strip()})
+    secret = "acme-wizard-secret-5e7a"
+    answers = "\n".join([
+        emu.api_key, "qwen2.5-7b", "2", "", "1", "1", str(key),  # the built-in questions, as above
+        "not-a-url",                  # acme.api_url: refused, asked again
+        "https://api.acme.test/v9",   # acme.api_url
+        "",                           # acme.region: Enter keeps it empty
+        secret,                       # acme_api_key (hidden on a terminal)
+        "y",                          # save
+    ]) + "\n"
+    result = run_soong("configure", "--interactive", input=answers, env=acme)
+    assert result.returncode == 0, result.stderr
+    assert "Base URL of the Acme Cloud API. (acme.api_url)" in result.stderr
+    assert "'not-a-url' is not an http(s) URL" in result.stderr
+    assert "acme.key_name" not in result.stderr and "acme.timeout_seconds" not in result.stderr  # not marked ask
+    assert "a new acme_api_key (keyring)" in result.stderr and secret not in result.stdout + result.stderr
+    values = yaml.safe_load(config_file(env).read_text())
+    assert values["acme"] == {"api_url": "https://api.acme.test/v9"}
+    shown = run_soong("secrets", "show", "acme_api_key", "--reveal", "-f", "value", "-c", "value", env=acme,
+                      reveals_secret=True)
+    assert shown.stdout.strip() == secret
+    plain = run_soong("configure", "--interactive", input="\n".join([""] * 7 + ["y"]) + "\n")
+    assert plain.returncode == 0, plain.stderr
+    assert "Acme" not in plain.stderr and "acme_api_key" not in plain.stderr  # without the plugin, nothing is asked
+    assert yaml.safe_load(config_file(env).read_text())["acme"] == {"api_url": "https://api.acme.test/v9"}  # kept

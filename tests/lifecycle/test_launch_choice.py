@@ -8,6 +8,7 @@ from soong.core.cost_preview import CostPreview
 from soong.core.errors import NotFoundError, UsageError
 from soong.core.launch_choice import choose_instance_type
 from soong.core.types import InstanceType, Region
+from soong.plugins.lambda_cloud.parsing import compute_capability
 from soong.plugins.sglang.catalog import BUILTIN_MODELS
 
 
@@ -17,7 +18,8 @@ def spec(model_id):
 
 def t(name, count, gib, gpu, cents, *regions):
     return InstanceType(name=name, description="", gpu_description=f"{gpu} ({gib} GB)", gpu_count=count,
-                        gpu_memory_gib=gib, price_cents_per_hour=cents, regions_with_capacity=tuple(Region(r) for r in regions))
+                        gpu_memory_gib=gib, price_cents_per_hour=cents, regions_with_capacity=tuple(Region(r) for r in regions),
+                        compute_capability=compute_capability(gpu))
 
 
 TYPES = [

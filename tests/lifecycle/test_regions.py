@@ -16,7 +16,8 @@ REGIONS = ("us-east-1", "us-west-1", "us-south-2", "europe-central-1")
 
 def itype(*regions: str, name: str = "gpu_1x_a10") -> InstanceType:
     return InstanceType(name=name, description="", gpu_description="A10 (24 GB)", gpu_count=1, gpu_memory_gib=24,
-                        price_cents_per_hour=75, regions_with_capacity=tuple(Region(r) for r in regions))
+                        price_cents_per_hour=75, regions_with_capacity=tuple(Region(r) for r in regions),
+                        compute_capability=8.6)
 
 
 region = st.sampled_from(REGIONS)

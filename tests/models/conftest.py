@@ -47,7 +47,7 @@ def make_plan(catalog):
             model=catalog[model_id], instance_name=f"soong-{model_id}-t1", gpu_count=gpu_count,
             secrets=LaunchSecrets(TEST_SECRETS["lambda_api_key"], TEST_SECRETS["daemon_token"], HF_TOKEN),
             launched_at=dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone.utc), filesystem_name="team-fs",
-            instance_type=f"gpu_{gpu_count}x_h100_sxm5",
+            instance_type=f"gpu_{gpu_count}x_h100_sxm5", provider_api_url="https://cloud.lambda.ai/api/v1",
         )
         values.update(overrides)
         return LaunchPlan(**values)

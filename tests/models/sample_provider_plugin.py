@@ -14,6 +14,7 @@ import re
 from soong import hookimpl
 from soong.core.interfaces import Provider
 from soong.core.types import InstanceType, Region
+from soong.plugins.lambda_cloud.parsing import compute_capability  # Lambda's GPU names, as the real provider reads them
 
 _GB = re.compile(r"\((\d+(?:\.\d+)?)\s*GB")
 
@@ -31,6 +32,7 @@ def parse_instance_types(data: dict) -> list[InstanceType]:
             memory_gib=raw["specs"]["memory_gib"], storage_gib=raw["specs"]["storage_gib"],
             regions_with_capacity=tuple(Region(r["name"], r.get("description", ""))
                                         for r in entry["regions_with_capacity_available"]),
+            compute_capability=compute_capability(raw["gpu_description"]),
         ))
     return out
 

@@ -13,11 +13,13 @@ from soong.core.gpu_memory import CUDA_CONTEXT_GIB, NVIDIA_SMI_MEMORY_MIB, derat
 from soong.core.recommend import MIN_COMPUTE_CAPABILITY, STATIC_SETUPS, assess, recommend, usable_vram_gib
 from soong.core.types import InstanceType
 from soong.core.vram import GIB, estimate, kv_bytes_per_token, max_context_for, pool_gib, pool_tokens, weights_gib
+from soong.plugins.lambda_cloud.parsing import compute_capability
 
 
 def a10(count: int = 1) -> InstanceType:
     return InstanceType(name=f"gpu_{count}x_a10", description=f"{count}x A10 (24 GB PCIe)",
-                        gpu_description="A10 (24 GB PCIe)", gpu_count=count, gpu_memory_gib=24, price_cents_per_hour=75)
+                        gpu_description="A10 (24 GB PCIe)", gpu_count=count, gpu_memory_gib=24, price_cents_per_hour=75,
+                        compute_capability=8.6)
 
 
 def test_an_a10_offers_what_nvidia_smi_reports_not_its_marketed_24_gb():
@@ -105,7 +107,7 @@ models = st.sampled_from(["mistral-7b", "qwen3-8b", "llama-3.1-8b", "qwen2.5-cod
                           "llama-3.1-70b", "qwen2.5-72b-gptq"])
 def _type(gpu: str, gb: float, count: int) -> InstanceType:
     return InstanceType(name="t", description="", gpu_description=f"{gpu} ({gb:g} GB)", gpu_count=count,
-                        gpu_memory_gib=gb, price_cents_per_hour=100)
+                        gpu_memory_gib=gb, price_cents_per_hour=100, compute_capability=compute_capability(gpu))
 
 
 @settings(max_examples=300, deadline=None)

@@ -76,7 +76,7 @@ def test_an_engine_without_an_arm64_build_rules_out_arm64_hosts(catalog):
 def _itype(index: int, arch: str, gib: int, count: int) -> InstanceType:
     return InstanceType(name=f"gpu_{count}x_t{index}", description="", gpu_description=f"H100 ({gib} GB)",
                         gpu_count=count, gpu_memory_gib=gib, price_cents_per_hour=100 + index,
-                        regions_with_capacity=(Region("us-east-1"),), architecture=arch)
+                        regions_with_capacity=(Region("us-east-1"),), architecture=arch, compute_capability=9.0)
 
 
 TYPES = st.lists(st.tuples(st.sampled_from(ARCHS), st.sampled_from([24, 48, 80, 96]), st.sampled_from([1, 2, 4, 8])),

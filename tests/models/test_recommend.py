@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from soong.core.errors import UsageError
-from soong.core.recommend import GPU_COMPUTE_CAPABILITY, assess, recommend, smallest_setup
+from soong.core.recommend import assess, recommend, smallest_setup
 from soong.core.types import InstanceType, Region
 from soong.core.vram import estimate
+from soong.plugins.lambda_cloud.parsing import GPU_COMPUTE_CAPABILITY
 
 
 def names(ranked):
@@ -56,6 +57,23 @@ def test_fp8_runs_on_ampere_through_marlin_but_not_older(catalog, sample_types):
     assert not fit.fits and "fp8" in fit.problem
 
 
+def _h100_like(name, capability):
+    return InstanceType(name=name, description="", gpu_description=f"{name} (80 GB)", gpu_count=1, gpu_memory_gib=80,
+                        price_cents_per_hour=100, regions_with_capacity=(Region("r1"),), compute_capability=capability)
+
+
+def test_compute_capability_is_the_providers_word_and_unknown_fails_every_precision(catalog):
+    spec = catalog["llama-3.1-8b"]
+    # the GPU's name means nothing to core: a model it has never heard of fits when the provider states 9.0 ...
+    assert assess(spec, _h100_like("Mystery GPU", 9.0)).fits
+    # ... and a famous name without a stated capability fits nothing, whatever the precision
+    for model_id in ("llama-3.1-8b", "qwen3-32b-fp8", "llama-3.1-70b-awq"):
+        fit = assess(catalog[model_id], _h100_like("H100", None))
+        assert not fit.fits and "compute capability is unknown" in fit.problem
+    assert recommend(spec, [_h100_like("H100", None)]) == []
+    assert not assess(spec, _h100_like("Old GPU", 7.0)).fits
+
+
 def test_filters(catalog, sample_types):
     spec = catalog["llama-3.1-70b-awq"]
     cheap = recommend(spec, sample_types, max_price_cents=300)
@@ -84,7 +102,8 @@ gpu_models = st.sampled_from(sorted(GPU_COMPUTE_CAPABILITY) + ["Mystery GPU"])
 instance_types = st.builds(
     lambda n, count, mem, price, gpu, cap: InstanceType(
         name=f"t{n}", description="", gpu_description=f"{gpu} ({mem:g} GB)", gpu_count=count, gpu_memory_gib=mem,
-        price_cents_per_hour=price, regions_with_capacity=(Region("r1"),) if cap else ()),
+        price_cents_per_hour=price, regions_with_capacity=(Region("r1"),) if cap else (),
+        compute_capability=GPU_COMPUTE_CAPABILITY.get(gpu)),
     st.integers(0, 10**6), st.integers(0, 16), st.floats(0, 256, allow_nan=False), st.integers(1, 10000), gpu_models,
     st.booleans(),
 )

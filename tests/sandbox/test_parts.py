@@ -187,7 +187,6 @@ def test_child_env_drops_secrets_and_marks(tmp_path):
 
 
 def test_profile_without_keyring_keeps_secrets_in_its_own_folder(monkeypatch, tmp_path):
-    from soong.core.config import load_config
     from soong.sandbox.profile import store_secrets, write_profile
 
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
@@ -197,7 +196,7 @@ def test_profile_without_keyring_keeps_secrets_in_its_own_folder(monkeypatch, tm
     path = write_profile(os.environ, api_url="http://127.0.0.1:4242/api/v1", ssh_key_path=None)
     layout = SandboxLayout.from_env()
     assert layout.root.parent.parent in path.parents  # under $XDG_STATE_HOME/soong/sandbox
-    config = load_config(profile="sandbox")
+    config = Context(profile="sandbox").config  # with the Lambda plugin's keys
     assert config.get("secrets.backend") == "file"
     assert config.get("lambda.api_url") == "http://127.0.0.1:4242/api/v1"
     assert (config.get("tunnel.backend"), config.get("services.n8n")) == ("direct", False)
@@ -209,9 +208,7 @@ def test_profile_without_keyring_keeps_secrets_in_its_own_folder(monkeypatch, tm
 
 
 def test_sandbox_profile_before_up_reaches_nothing():
-    from soong.core.config import load_config
-
-    config = load_config(profile="sandbox")
+    config = Context(profile="sandbox").config
     assert config.get("lambda.api_url").startswith("http://127.0.0.1:9/")
     assert config.source("tunnel.backend") == "profile"
 

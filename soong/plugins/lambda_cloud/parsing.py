@@ -135,6 +135,28 @@ def gpu_memory_gib(gpu_description: str, type_name: str = "") -> float:
     return 0.0
 
 
+# -- compute capability ---------------------------------------------------------------------------
+
+#: CUDA compute capability by GPU model name as Lambda writes it (``gpu_description`` up to "("),
+#: from NVIDIA's table (https://developer.nvidia.com/cuda-gpus): Volta 7.0, Turing 7.5, Ampere
+#: A100 8.0 and A10/A6000 8.6, Ada L40S/RTX 6000 Ada 8.9, Hopper 9.0, Blackwell B200/GB200 10.0.
+#: A model missing here gets None, so core offers its types for no model.
+GPU_COMPUTE_CAPABILITY: dict[str, float] = {
+    "Tesla V100": 7.0, "V100": 7.0,
+    "RTX 6000": 7.5, "Quadro RTX 6000": 7.5,  # Quadro RTX 6000 (Turing)
+    "A10": 8.6, "A10G": 8.6, "A6000": 8.6, "RTX A6000": 8.6,
+    "A100": 8.0,
+    "L40S": 8.9, "RTX 6000 Ada": 8.9,
+    "H100": 9.0, "GH200": 9.0, "H200": 9.0,
+    "B200": 10.0, "GB200": 10.0,
+}
+
+
+def compute_capability(gpu_description: str) -> float | None:
+    """The compute capability of the GPU a Lambda ``gpu_description`` names, or None for a model not in the table."""
+    return GPU_COMPUTE_CAPABILITY.get((gpu_description or "").split("(")[0].strip())
+
+
 # -- host architecture ----------------------------------------------------------------------------
 
 #: GPU models that come only as part of an NVIDIA "superchip" with an Arm (Grace) host CPU.
@@ -190,6 +212,7 @@ def parse_instance_type(raw: Any, where: str, regions: tuple[Region, ...] = ()) 
         storage_gib=field(specs, "storage_gib", spec_where, int, required=False, default=0),
         regions_with_capacity=regions,
         architecture=host_architecture(gpu_description, name, raw.get("architecture")),
+        compute_capability=compute_capability(gpu_description),
     )
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from soong.core import errors as E
 from soong.core.interfaces import Provider
-from soong.core.types import FileSystem, Instance, InstanceType, LaunchRequest, SshKey
+from soong.core.types import FileSystem, Instance, InstanceType, LaunchRequest, SelfTermination, SshKey
+from soong.plugins.lambda_cloud.settings import API_KEY_SECRET, FILESYSTEM_KEY, REGION_KEY, SSH_KEY_NAME_KEY
 
 if TYPE_CHECKING:
     from soong.core.context import Context
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 NAME_LIMIT = 64
 TOKEN = re.compile(r"^[a-z0-9]{6,16}$")
+#: The login user of Lambda's images (Lambda Stack and GPU Base are Ubuntu images with user ``ubuntu``).
+LOGIN_USER = "ubuntu"
 
 
 def new_token() -> str:
@@ -54,6 +57,10 @@ class LambdaProvider(Provider):
     """
 
     name = "lambda"
+    name_limit = NAME_LIMIT
+    region_key = REGION_KEY
+    filesystem_key = FILESYSTEM_KEY
+    ssh_key_name_key = SSH_KEY_NAME_KEY
 
     def __init__(self, context: "Context", *, client: "LambdaClient | None" = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -99,8 +106,8 @@ class LambdaProvider(Provider):
         """Launch exactly one instance, or none; see the module docstring for the ambiguous case."""
         from soong.plugins.lambda_cloud.parsing import ResponseShapeError, parse_launch
 
-        token = request.token or new_token()
-        name = instance_name(request.name, token)
+        token = request.token or self.new_token()
+        name = self.instance_name(request.name, token)
         body = launch_body(request, name)
         try:
             ids = parse_launch(self.client.launch(body))
@@ -210,11 +217,34 @@ class LambdaProvider(Provider):
         return [parse_file_system(f, f"data[{i}]")
                 for i, f in enumerate(items(self.client.list_file_systems(), "data"))]
 
+    def new_token(self) -> str:
+        """A fresh launch token (12 hex digits)."""
+        return new_token()
+
+    def instance_name(self, name: str, token: str) -> str:
+        """``<name>-<token>``, the name cut to fit Lambda's 64 characters."""
+        return instance_name(name, token)
+
+    def launch_preview(self, request: LaunchRequest) -> tuple[str, dict[str, Any]]:
+        """The body :meth:`launch` sends to ``POST /instance-operations/launch``."""
+        name = self.instance_name(request.name, request.token or self.new_token())
+        return "POST /instance-operations/launch", launch_body(request, name)
+
+    def ssh_user(self) -> str:
+        """``ubuntu``: the user of Lambda's images."""
+        return LOGIN_USER
+
+    def self_termination(self) -> SelfTermination:
+        """The daemon terminates through ``lambda.api_url`` with ``lambda_api_key``."""
+        return SelfTermination(api_url=str(self._setting("lambda.api_url")), api_key_secret=API_KEY_SECRET)
+
     def image_family(self) -> "ImageFamily":
         """The family of ``lambda.image_family`` with its Python and architectures (see :mod:`.images`)."""
+        import dataclasses
+
         from soong.plugins.lambda_cloud.images import family_facts
 
-        return family_facts(self._setting("lambda.image_family"))
+        return dataclasses.replace(family_facts(self._setting("lambda.image_family")), setting="lambda.image_family")
 
     def machine_images(self) -> list["MachineImage"]:
         """Every image of ``GET /images``, as core's MachineImage."""
@@ -350,7 +380,7 @@ def build_client(context: "Context", *, sleep: Callable[[float], None] = time.sl
         sleep=sleep,
     )
     return LambdaClient(
-        url, context.secrets.require("lambda_api_key"),
+        url, context.secrets.require(API_KEY_SECRET),
         connect_timeout=config.get("lambda.connect_timeout_seconds"), read_timeout=config.get("lambda.timeout_seconds"),
         limiter=limiter, retry_budget=config.get("lambda.retry_budget_seconds"),
         backoff_base=config.get("lambda.retry_base_seconds"), sleep=sleep,

@@ -66,12 +66,16 @@ class PlumbumSshBackend(TunnelBackend):
 
     @property
     def settings(self) -> SshSettings:
-        """The SSH settings of the current configuration."""
+        """The SSH settings of the current configuration (no target: the user is ``ssh.user``'s)."""
         return SshSettings.from_context(self.context)
+
+    def settings_for(self, target: TunnelTarget) -> SshSettings:
+        """The SSH settings for ``target`` (its login user unless ``ssh.user`` says otherwise)."""
+        return SshSettings.from_context(self.context, user=target.user)
 
     def command_for(self, target: TunnelTarget, forwards: Sequence[Forward]) -> list[str]:
         """The full ssh argv of a tunnel (no secret is ever part of it)."""
-        settings = self.settings
+        settings = self.settings_for(target)
         args = ["-N", "-T", "-o", "ExitOnForwardFailure=yes", "-o", "PermitLocalCommand=yes",
                 "-o", f"LocalCommand=echo {READY_MARKER}"]
         args += settings.arguments(target.instance_id)
@@ -115,7 +119,7 @@ class PlumbumSshBackend(TunnelBackend):
         while True:
             output = _read(log_path)
             if proc.poll() is not None:
-                raise diagnose.failure_error(self.context, self.settings, output, instance_id=target.instance_id,
+                raise diagnose.failure_error(self.context, self.settings_for(target), output, instance_id=target.instance_id,
                                              host=target.host, port_names=names)
             if READY_MARKER in output:
                 break
@@ -286,6 +290,25 @@ class PlumbumSshBackend(TunnelBackend):
     def forget(self, instance_id: str) -> None:
         """Forget the host key of an ended instance (addresses get reused)."""
         hostkeys.forget_host_key(self.settings.known_hosts, instance_id)
+
+    # -- a shell (soong ssh, soong ssh-config): see .shell -------------------------------------
+    def shell_argv(self, target: TunnelTarget, command: Sequence[str] = (), *, tty: bool = False) -> list[str]:
+        """The ssh command line for a shell (or ``command``) on the instance."""
+        from soong.plugins.plumbum_ssh.shell import shell_argv
+
+        return shell_argv(self.context, target, command, tty=tty)
+
+    def diagnose(self, target: TunnelTarget) -> Exception | None:
+        """Connect once; the explained failure (changed host key, refused login...), or None."""
+        from soong.plugins.plumbum_ssh.shell import probe
+
+        return probe(self.context, target)
+
+    def write_ssh_config(self, targets: Sequence[TunnelTarget], path: Any, *, include_from: Any = None) -> list[str]:
+        """Write the OpenSSH client config (one Host per target) and include it from ``include_from``."""
+        from soong.plugins.plumbum_ssh.shell import write_config
+
+        return write_config(self.context, targets, path, include_from=include_from)
 
     def _reap(self, pid: int | None) -> None:
         child = self._children.pop(pid or -1, None)

@@ -41,7 +41,11 @@ def _ssh_path(path: Path | str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SshSettings:
-    """Who logs in where with which key (from config keys ``ssh.user``, ``ssh.port``, ``ssh.key_path``)."""
+    """Who logs in where with which key (config keys ``ssh.user``, ``ssh.port``, ``ssh.key_path``).
+
+    The user is the target's (the provider's login user, which ``ssh.user`` overrides);
+    empty when nobody says, and then :meth:`arguments` refuses with a ConfigError.
+    """
 
     user: str
     port: int
@@ -49,8 +53,8 @@ class SshSettings:
     known_hosts: Path
 
     @classmethod
-    def from_context(cls, context: Any) -> "SshSettings":
-        """The settings of a :class:`~soong.core.context.Context`.
+    def from_context(cls, context: Any, user: str | None = None) -> "SshSettings":
+        """The settings of a :class:`~soong.core.context.Context` (``user``: the target's login user).
 
         The known_hosts folder is created (0700) here: ssh cannot create it, and
         without it a first-use key would be accepted but never remembered.
@@ -66,7 +70,7 @@ class SshSettings:
             os.close(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:
             pass
-        return cls(user=str(config.get("ssh.user")), port=int(config.get("ssh.port")),
+        return cls(user=str(config.get("ssh.user") or user or ""), port=int(config.get("ssh.port")),
                    key_path=Path(key), known_hosts=known_hosts)
 
     def host_key_options(self, instance_id: str) -> list[tuple[str, str]]:
@@ -98,6 +102,11 @@ class SshSettings:
         ``batch`` adds ``BatchMode=yes`` (no prompts at all); an interactive
         session leaves it out so ssh may ask for a key's passphrase.
         """
+        if not self.user:
+            from soong.core.errors import ConfigError
+
+            raise ConfigError("no login user for the instance: the provider names none",
+                              hint="set it with 'soong config set ssh.user NAME'")
         pairs = self.login_options() + self.host_key_options(instance_id)
         pairs += [("ControlMaster", "no"), ("ControlPath", "none"), ("LogLevel", "ERROR")]
         if batch:

@@ -19,27 +19,42 @@ INCLUDE_COMMENT = "# Hosts of running soong instances (added by 'soong ssh-confi
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def host_names(instances: Iterable[Any]) -> list[tuple[str, Any]]:
-    """``(alias, instance)`` pairs: the instance name made safe for a Host line, unique, else the id."""
+def _id(item: Any) -> str:
+    """The instance id of an Instance or a TunnelTarget."""
+    return getattr(item, "instance_id", None) or item.id
+
+
+def _address(item: Any) -> str | None:
+    """The address of an Instance (``ip``) or a TunnelTarget (``host``)."""
+    return getattr(item, "host", None) or getattr(item, "ip", None)
+
+
+def host_names(items: Iterable[Any]) -> list[tuple[str, Any]]:
+    """``(alias, item)`` pairs for instances or tunnel targets: the name made safe for a Host line, unique, else the id."""
     used: set[str] = set()
     out = []
-    for instance in instances:
-        alias = _UNSAFE.sub("-", instance.name or "").strip("-.") or instance.id
+    for item in items:
+        alias = _UNSAFE.sub("-", item.name or "").strip("-.") or _id(item)
         if alias in used:
-            alias = f"{alias}-{instance.id}"
+            alias = f"{alias}-{_id(item)}"
         used.add(alias)
-        out.append((alias, instance))
+        out.append((alias, item))
     return out
 
 
-def render(instances: Iterable[Any], settings: SshSettings) -> str:
-    """The ssh_config text for ``instances`` (those without an address are left out)."""
+def render(items: Iterable[Any], settings: SshSettings) -> str:
+    """The ssh_config text for instances or tunnel targets (those without an address are left out).
+
+    A target's own login user (the provider's) is used unless ``ssh.user`` is set.
+    """
     blocks = [HEADER]
-    for alias, instance in host_names(i for i in instances if i.ip):
-        lines = [f"Host {alias}", f"    # instance {instance.id} ({instance.instance_type}, {instance.region})",
-                 f"    HostName {instance.ip}", f"    User {settings.user}", f"    Port {settings.port}"]
+    for alias, item in host_names(i for i in items if _address(i)):
+        where = f" ({item.instance_type}, {item.region})" if hasattr(item, "instance_type") else ""
+        user = settings.user or getattr(item, "user", None) or ""
+        lines = [f"Host {alias}", f"    # instance {_id(item)}{where}",
+                 f"    HostName {_address(item)}", f"    User {user}", f"    Port {settings.port}"]
         lines += [f"    {option} {value}" for option, value in settings.login_options()]
-        lines += [f"    {option} {value}" for option, value in settings.host_key_options(instance.id)]
+        lines += [f"    {option} {value}" for option, value in settings.host_key_options(_id(item))]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
 
