@@ -114,9 +114,20 @@ class SecretCourier:
             self._backend = self.context.tunnel_backend()
         return self._backend
 
+    def _secret_name(self, name: str) -> str:
+        """The secret store's name for receiver name ``name``: the API key is the provider's own secret."""
+        if name == API_KEY_SECRET:
+            try:
+                ending = self.context.provider().self_termination()
+            except SoongError:
+                ending = None
+            if ending is not None:
+                return ending.api_key_secret
+        return SECRETS[name][0]
+
     def _value(self, name: str) -> str | None:
         try:
-            return self.context.secrets.get(SECRETS[name][0]) or None
+            return self.context.secrets.get(self._secret_name(name)) or None
         except SoongError:
             return None
 

@@ -75,8 +75,9 @@ def test_a_third_party_provider_names_and_describes_its_own_launch(isolated_env)
     assert body["label"] == order.launch_name and body["zone"] == "acme-east" and body["size"] == "acme_1x_ax1"
     assert body["cloud_init"].endswith("bytes, printed below>")
     assert "https://api.acme.test/v2" in user_data and "cloud.lambda.ai" not in user_data  # the daemon's API is acme's
-    users = set(re.findall(r"^\s*User=(\S+)$", user_data, re.M))
-    assert "acme-admin" in users and "ubuntu" not in users  # acme's login user, not Lambda's
+    # the login user owns data/ and projects/ (fs-setup); the services run as their own users
+    assert re.search(r"^\s*user=\$\{SOONG_LOGIN_USER:-'?acme-admin'?\}$", user_data, re.M)
+    assert not re.search(r"SOONG_LOGIN_USER:-'?ubuntu", user_data)
 
 
 def test_lambda_next_to_acme_keeps_its_own_names_and_body(isolated_env):

@@ -27,6 +27,11 @@ class LoopbackProvider(Provider):
     def _data(self) -> dict:
         return json.loads(Path(self.context.env[ENV_VAR]).read_text())
 
+    def self_termination(self):
+        from soong.core.types import SelfTermination
+
+        return SelfTermination("https://loopback.invalid/api/v1", "lambda_api_key")
+
     def list_instances(self):
         return [Instance(**{**raw, "ssh_key_names": tuple(raw.get("ssh_key_names", ()))})
                 for raw in self._data()["instances"]]
@@ -51,6 +56,14 @@ class LoopbackProvider(Provider):
 
     def terminate(self, instance_ids):
         raise SoongError("the loopback test provider cannot terminate instances")
+
+
+@hookimpl
+def soong_secrets(register):
+    """The API key secret, declared as the Lambda plugin declares it (this provider stands in for it)."""
+    from soong.core.secrets import Secret
+
+    register(Secret("lambda_api_key", "LAMBDA_API_KEY", "the stood-in provider's API key"))
 
 
 @hookimpl
