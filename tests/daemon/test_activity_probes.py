@@ -27,7 +27,7 @@ def _rendered_config() -> dict:
     """The daemon config soong's bootstrap writes, SGLang on (its metrics on 127.0.0.1:8000), n8n off."""
     plan = LaunchPlan(model=BUILTIN_MODELS[0], instance_name="soong-probe-trial", gpu_count=1,
                       secrets=LaunchSecrets("k" * 16, "t" * 16), launched_at=dt.datetime.now(dt.timezone.utc),
-                      services={"sglang": True, "n8n": False})
+                      services={"sglang": True, "n8n": False}, provider_api_url="https://cloud.lambda.ai/api/v1")
     return json.loads(json.dumps(daemon_config(plan), default=str))
 
 
