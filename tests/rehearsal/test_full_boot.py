@@ -278,7 +278,12 @@ def test_n8n_has_an_owner_whose_password_only_its_user_and_root_read(full_boot):
     # the browser-id header of the login (AuthService.validateBrowserId), so the test sends both itself.
     browser = {"browser-id": "soong-rehearsal"}
     with rh.tunnel(5678) as (url,):
-        anonymous = requests.get(url + "/rest/login", timeout=10, headers=browser)
+        deadline = time.monotonic() + 120
+        while True:  # n8n answers /healthz a while before its REST routes are mounted (404 until then)
+            anonymous = requests.get(url + "/rest/login", timeout=10, headers=browser)
+            if anonymous.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         wrong = requests.post(url + "/rest/login", timeout=30, headers=browser,
                               json={"emailOrLdapLoginId": OWNER_EMAIL, "password": "x" * 24})
         right = requests.post(url + "/rest/login", timeout=30, headers=browser,
