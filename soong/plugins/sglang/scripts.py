@@ -251,6 +251,13 @@ systemctl enable @UNITS@
 systemctl start --no-block @START@
 """.replace("@@MARKER@@", PREFLIGHT_FAILED_MARKER)
 
+#: The state folder and hardening the web server and the enforcer share (one user, one sandbox).
+_DAEMON_SANDBOX = """StateDirectory=soong-daemon
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectSystem=full
+PrivateTmp=yes"""
+
 #: The web server. It and the enforcer (ENFORCER_UNIT) run as the same user with the same hardening
 #: (tests/models/test_enforcer_unit.py checks that the two stay alike).
 DAEMON_UNIT = """[Unit]
@@ -267,15 +274,11 @@ Environment=HOME=@STATE_DIR@
 ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@ --role web
 Restart=always
 RestartSec=5
-StateDirectory=soong-daemon
-StateDirectoryMode=0700
-NoNewPrivileges=yes
-ProtectSystem=full
-PrivateTmp=yes
+@@DAEMON_SANDBOX@@
 
 [Install]
 WantedBy=multi-user.target
-"""
+""".replace("@@DAEMON_SANDBOX@@", _DAEMON_SANDBOX)
 
 #: The enforcer on its own: nothing it needs comes from the web server, so a taken port or a crashing web
 #: server never stops it. Type=notify: it sends READY=1 once it holds the enforcer lock (soong_daemon.sdnotify).
@@ -295,15 +298,11 @@ ExecStart=/opt/soong/daemon/bin/soong-daemon --config @CONFIG@ --role enforcer
 Restart=always
 RestartSec=2
 TimeoutStartSec=60
-StateDirectory=soong-daemon
-StateDirectoryMode=0700
-NoNewPrivileges=yes
-ProtectSystem=full
-PrivateTmp=yes
+@@DAEMON_SANDBOX@@
 
 [Install]
 WantedBy=multi-user.target
-"""
+""".replace("@@DAEMON_SANDBOX@@", _DAEMON_SANDBOX)
 
 FS_UNIT = """[Unit]
 Description=soong: wait for the persistent file system and prepare its folders
