@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from soong.core.command_loader import SoongCommandManager
+from tests.plugin_site import add_distribution
 
 FAKE_STOP = textwrap.dedent('''
     from soong.core.command import Command
@@ -40,12 +41,8 @@ FAKE_STOP = textwrap.dedent('''
 
 
 def _dist(site, dist_name, version, module, source, commands):
-    (site / f"{module}.py").write_text(source)
-    info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
-    lines = "".join(f"{name} = {target}\n" for name, target in commands)
-    (info / "entry_points.txt").write_text(f"[soong.cli]\n{lines}")
+    add_distribution(site, dist_name, version, {"soong.cli": [f"{name} = {target}" for name, target in commands]},
+                     {module: source})
 
 
 @pytest.fixture

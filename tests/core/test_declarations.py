@@ -18,6 +18,7 @@ from soong.core.plugins import PluginHost, PluginInfo
 from soong.core.secrets import Secret
 from soong.plugins import lambda_cloud
 from tests.core import acme_provider
+from tests.plugin_site import add_distribution
 
 REPO = Path(__file__).resolve().parents[2]
 ACME_KEY = "acme-secret-4f1d9e22"
@@ -174,11 +175,7 @@ def test_the_local_only_profile_refuses_any_remote_provider_api(isolated_env):
 @pytest.fixture
 def acme_site(tmp_path):
     """PYTHONPATH holding acme as an installed plugin next to the built-in Lambda one."""
-    site = tmp_path / "site"
-    info = site / "soong_acme-1.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-acme\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text(f"[soong]\nacme = {acme_provider.__name__}\n")
+    site = add_distribution(tmp_path / "site", "soong-acme", "1.0.0", {"soong": [f"acme = {acme_provider.__name__}"]})
     return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
 
 

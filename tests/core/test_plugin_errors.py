@@ -13,6 +13,7 @@ from soong.core.errors import CapacityError, PluginError
 from soong.core.interfaces import Provider
 from soong.core.plugins import PluginHost, PluginInfo
 from soong.core.types import InstanceType
+from tests.plugin_site import add_distribution
 
 
 class AcmeProvider(Provider):
@@ -124,13 +125,8 @@ SLOW = textwrap.dedent('''
 
 
 def test_slow_registration_is_timed_and_named(run_soong, tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "slow_plugin.py").write_text(SLOW)
-    info = site / "soong_slow-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-slow\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[soong]\nslow = slow_plugin\n")
+    site = add_distribution(tmp_path / "site", "soong-slow", "0.1", {"soong": ["slow = slow_plugin"]},
+                            {"slow_plugin": SLOW})
     result = run_soong("plugins", "-f", "json", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     rows = {row["Name"]: row for row in json.loads(result.stdout)}

@@ -25,6 +25,7 @@ from soong.plugins import lambda_cloud, plumbum_ssh, sglang
 from soong.plugins.direct_tunnel import backend as direct_backend
 from soong.plugins.lambda_cloud.provider import LambdaProvider, instance_name, launch_body
 from tests.core import acme_provider
+from tests.plugin_site import add_distribution
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,11 +158,7 @@ def test_soong_ssh_uses_a_backend_that_can_open_a_shell(isolated_env):
 
 @pytest.fixture
 def acme_site(tmp_path):
-    site = tmp_path / "site"
-    info = site / "soong_acme-1.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-acme\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text(f"[soong]\nacme = {acme_provider.__name__}\n")
+    site = add_distribution(tmp_path / "site", "soong-acme", "1.0.0", {"soong": [f"acme = {acme_provider.__name__}"]})
     return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
 
 

@@ -168,13 +168,10 @@ def soong_register_models(register):
 
 
 def test_start_says_in_one_line_when_a_plugin_replaced_the_catalog_entry(run_soong, soong_env, emu, tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "acme_models.py").write_text(OVERRIDING_MODELS)
-    info = site / "soong_acme_models-3.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: soong-acme-models\nVersion: 3.1\n")
-    (info / "entry_points.txt").write_text("[soong]\nacme-models = acme_models\n")
+    from tests.plugin_site import add_distribution
+
+    site = add_distribution(tmp_path / "site", "soong-acme-models", "3.1", {"soong": ["acme-models = acme_models"]},
+                            {"acme_models": OVERRIDING_MODELS})
     result = run_soong("start", "--model", "mistral-7b", "--dry-run", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     notes = [line for line in (result.stdout + result.stderr).splitlines() if "acme-models" in line]
