@@ -93,7 +93,8 @@ def read_json(req: falcon.Request, *, allowed: Iterable[str] = (), required: Ite
         raise ApiProblem(falcon.HTTP_400, "malformed_json", "the body must be a JSON object")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ApiProblem(falcon.HTTP_400, "unknown_field", f"unknown field '{unknown[0]}'")
+        # repr-style quoting keeps a client's field name on one line (a name may hold a newline)
+        raise ApiProblem(falcon.HTTP_400, "unknown_field", f"unknown field {json.dumps(unknown[0])[:80]}")
     missing = sorted(set(required) - set(data))
     if missing:
         raise ApiProblem(falcon.HTTP_400, "missing_field", f"field '{missing[0]}' is required")

@@ -74,3 +74,11 @@ def test_fuzzed_bodies_never_get_a_5xx(make_app, path, body, key):
     if result.status_code < 300:
         return  # a body that happened to be valid
     assert_one_line_4xx(result)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_unknown_field_named_with_a_newline_is_refused_on_one_line(make_app, path):
+    result = testing.TestClient(make_app()).simulate_post(path, headers=JSON_AUTH, body='{"\\n": null}')
+    assert result.status_code == 400 and result.json["error"]["code"] == "unknown_field"
+    assert_one_line_4xx(result)
+    assert '"\\n"' in result.json["error"]["message"]
