@@ -18,6 +18,7 @@ CORE_COMMANDS = [
 ]
 
 PROVIDER_COMMANDS = [
+    "providers = soong.commands.providers:ListProviders",
     "available = soong.commands.available:ListAvailable",
 ]
 
