@@ -71,6 +71,7 @@ def test_the_include_line_is_added_exactly_once_and_keeps_the_file(existing):
         assert include_line(target) == f'Include "{target}"'
 
 
+@settings(deadline=None)  # it writes files: a loaded machine took longer than hypothesis's 200 ms default
 @given(keep=st.lists(instance_ids, max_size=5), drop=instance_ids)
 def test_forgetting_a_host_key_removes_only_that_instance(keep, drop):
     keep = [k for k in keep if k != drop]
