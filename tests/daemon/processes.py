@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -67,15 +66,13 @@ class Role:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, log: Callable[[], str] = lambda: "") -> Any:
-    """Poll ``predicate`` every 0.1 s until it returns something true; AssertionError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout:g} s\n{log()}")
-        time.sleep(0.1)
+    """Poll ``predicate`` every 0.1 s until it returns something true; AssertionError (with ``log()``) after ``timeout`` s."""
+    from soong.testing.polling import wait_until as poll
+
+    try:
+        return poll(predicate, timeout=timeout, what=what, interval=0.1)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{log()}") from None
 
 
 def terminate_calls(emulator) -> list[dict]:
